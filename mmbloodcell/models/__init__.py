@@ -1,0 +1,1 @@
+from . import classifiers, detectors, heads, losses  # noqa: F401

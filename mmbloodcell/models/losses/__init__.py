@@ -1,0 +1,1 @@
+# Modules register themselves on import; add one import line per module.

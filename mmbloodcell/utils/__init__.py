@@ -1,0 +1,3 @@
+from .checkpoint import allow_openmmlab_checkpoint_globals, openmmlab_checkpoint_globals
+
+__all__ = ['allow_openmmlab_checkpoint_globals', 'openmmlab_checkpoint_globals']

@@ -1,2 +1,3 @@
 # Modules register themselves on import; add one import line per module.
 from .latency_hook import LatencyHook  # noqa: F401
+from .class_weight_hook import ClassWeightHook  # noqa: F401

@@ -34,7 +34,9 @@ class LatencyHook(Hook):
         prefix (str): Key prefix of the reported metrics. Defaults to ``'speed'``.
     """
 
-    priority = 'NORMAL'  # runs before LoggerHook (BELOW_NORMAL) so the keys get logged
+    # HIGHEST: add the keys before RuntimeInfoHook (VERY_HIGH) copies the metrics into the
+    # message hub, from which LoggerHook writes the log and the metrics JSON
+    priority = 'HIGHEST'
 
     def __init__(self, warmup: int = 5, prefix: str = 'speed') -> None:
         if warmup < 0:
@@ -49,11 +51,11 @@ class LatencyHook(Hook):
         self._images = 0
         self._seconds = 0.0
 
-    def _before_iter(self, runner) -> None:
+    def _start_clock(self, runner) -> None:
         _sync(runner.model)
         self._start = time.perf_counter()
 
-    def _after_iter(self, runner, data_batch) -> None:
+    def _stop_clock(self, runner, data_batch) -> None:
         _sync(runner.model)
         elapsed = time.perf_counter() - self._start
         self._seen_iters += 1
@@ -62,7 +64,7 @@ class LatencyHook(Hook):
         self._seconds += elapsed
         self._images += len(data_batch['inputs']) if isinstance(data_batch, dict) else 1
 
-    def _after_epoch(self, runner, metrics) -> None:
+    def _report(self, runner, metrics) -> None:
         if metrics is not None and self._images > 0:
             ms = 1000.0 * self._seconds / self._images
             metrics[f'{self.prefix}/latency_ms'] = round(ms, 3)
@@ -80,19 +82,19 @@ class LatencyHook(Hook):
         self._reset()
 
     def before_val_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self._before_iter(runner)
+        self._start_clock(runner)
 
     def before_test_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self._before_iter(runner)
+        self._start_clock(runner)
 
     def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        self._after_iter(runner, data_batch)
+        self._stop_clock(runner, data_batch)
 
     def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        self._after_iter(runner, data_batch)
+        self._stop_clock(runner, data_batch)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
-        self._after_epoch(runner, metrics)
+        self._report(runner, metrics)
 
     def after_test_epoch(self, runner, metrics=None) -> None:
-        self._after_epoch(runner, metrics)
+        self._report(runner, metrics)

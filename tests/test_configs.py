@@ -1,0 +1,51 @@
+"""Every config under configs/ loads, builds its model (no pretrained download: building never
+initialises weights) and builds the pipelines of its datasets."""
+import glob
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.dataset import Compose
+from mmengine.registry import DefaultScope, init_default_scope
+
+import mmbloodcell  # noqa: F401
+
+CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
+CONFIGS = sorted(
+    p for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
+    if '_base_' not in p.split(osp.sep))
+
+
+def _pipelines(cfg):
+    for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(split)
+        if not loader:
+            continue
+        dataset = loader['dataset']
+        while 'pipeline' not in dataset and 'dataset' in dataset:  # dataset wrappers
+            dataset = dataset['dataset']
+        yield split, dataset.get('pipeline', [])
+
+
+def test_configs_found():
+    assert len(CONFIGS) >= 5, CONFIGS
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
+def test_config_builds(path):
+    cfg = Config.fromfile(path)
+    scope = cfg.get('default_scope')
+    assert scope in ('mmdet', 'mmpretrain'), f'{path}: default_scope is {scope}'
+    assert 'mmbloodcell' in cfg.get('custom_imports', {}).get('imports', []), \
+        f'{path}: custom_imports must import mmbloodcell'
+    init_default_scope(scope)
+    with DefaultScope.overwrite_default_scope(scope):
+        if scope == 'mmdet':
+            from mmdet.registry import MODELS
+        else:
+            from mmpretrain.registry import MODELS
+        model = MODELS.build(cfg.model)
+        assert sum(p.numel() for p in model.parameters()) > 0
+        for split, pipeline in _pipelines(cfg):
+            transforms = Compose(pipeline)
+            assert len(transforms.transforms) == len(pipeline), f'{path}: {split}'

@@ -1,0 +1,512 @@
+"""Transforms for single segmented cells on a black background (C-NMC 2019).
+
+Images follow mmcv's convention: ``results['img']`` is a ``HxWx3`` ``uint8`` array in BGR
+order (what ``LoadImageFromFile`` gives with its default ``color_type='color'``, which already
+turns grayscale, RGBA and 16-bit files into 8-bit BGR).
+
+Input formats: :class:`EnsureRGB8` converts what ``LoadImageFromFile(color_type='unchanged')``
+or a custom loader may give - grayscale ``HxW`` / ``HxWx1``, ``HxWx4`` with alpha, 16-bit or
+float images - to ``HxWx3`` ``uint8``. :class:`CropToCell` and :class:`RandomRotate` are purely
+geometric and accept any of these as they are. :class:`CLAHE` and :class:`StainNormalize` need
+``HxWx3`` ``uint8`` and raise a :class:`TypeError` that names the file and tells to add
+``dict(type='EnsureRGB8')`` before them, instead of failing inside OpenCV.
+
+Pixel-only transforms (:class:`EnsureRGB8`, :class:`CLAHE`, :class:`StainNormalize`) are
+registered for mmpretrain and mmdet; the geometric ones (:class:`CropToCell`,
+:class:`RandomRotate`) only for mmpretrain, because they do not move boxes.
+"""
+from typing import Optional, Sequence, Tuple, Union
+
+import cv2
+import mmcv
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmcv.transforms.utils import cache_randomness
+
+from mmbloodcell.registry import CLS_TRANSFORMS, DET_TRANSFORMS, register_module
+
+
+def _where(results: dict) -> str:
+    path = results.get('img_path')
+    return f' ({path})' if path else ''
+
+
+def _require_bgr8(img: np.ndarray, results: dict, name: str) -> None:
+    if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3
+            and img.dtype == np.uint8):
+        desc = (f'shape {img.shape} dtype {img.dtype}'
+                if isinstance(img, np.ndarray) else type(img).__name__)
+        raise TypeError(
+            f'{name} needs a HxWx3 uint8 BGR image, got {desc}{_where(results)}. Add '
+            f"dict(type='EnsureRGB8') before {name} in the pipeline, or load with "
+            f"LoadImageFromFile(color_type='color')")
+
+
+def foreground_mask(img: np.ndarray, threshold: float = 0) -> np.ndarray:
+    """Pixels brighter than ``threshold`` in at least one channel (the cell; black is 0).
+
+    Args:
+        img (np.ndarray): ``HxW`` or ``HxWxC`` image of any dtype.
+        threshold (float): A pixel is foreground when its largest channel exceeds it.
+
+    Returns:
+        np.ndarray: ``HxW`` bool mask.
+    """
+    if img.ndim == 2:
+        return img > threshold
+    if img.ndim == 3:
+        return img.max(axis=2) > threshold
+    raise ValueError(f'expected an HxW or HxWxC image, got shape {img.shape}')
+
+
+@register_module(CLS_TRANSFORMS, DET_TRANSFORMS)
+class EnsureRGB8(BaseTransform):
+    """Convert the image to ``HxWx3`` ``uint8`` (BGR order kept).
+
+    - ``HxW`` / ``HxWx1`` grayscale: the channel is repeated.
+    - ``HxWx4``: alpha is removed; with ``alpha='black'`` (default) colours are first
+      multiplied by alpha, so transparent background becomes black as in C-NMC; with
+      ``alpha='drop'`` the alpha channel is simply discarded.
+    - ``uint16``: divided by ``2**bit_depth - 1`` and scaled to 0..255 (values above the range
+      are clipped), so a 12-bit camera gives ``bit_depth=12``.
+    - float: must be in [0, 1]; scaled to 0..255.
+
+    Any other channel count or dtype raises a :class:`TypeError` naming the file.
+
+    Required keys: ``img``. Modified keys: ``img``, ``img_shape``.
+
+    Args:
+        alpha (str): 'black' or 'drop'. Defaults to 'black'.
+        bit_depth (int): Significant bits of 16-bit images. Defaults to 16.
+    """
+
+    def __init__(self, alpha: str = 'black', bit_depth: int = 16) -> None:
+        if alpha not in ('black', 'drop'):
+            raise ValueError(f"EnsureRGB8: alpha={alpha!r}, expected 'black' or 'drop'")
+        if not 1 <= bit_depth <= 16:
+            raise ValueError(f'EnsureRGB8: bit_depth={bit_depth} must be in 1..16')
+        self.alpha = alpha
+        self.bit_depth = bit_depth
+
+    def _to_float01(self, img: np.ndarray, results: dict) -> np.ndarray:
+        if img.dtype == np.uint8:
+            return img.astype(np.float32) / 255
+        if img.dtype == np.uint16:
+            return np.clip(img.astype(np.float32) / (2**self.bit_depth - 1), 0, 1)
+        if np.issubdtype(img.dtype, np.floating):
+            lo, hi = float(np.nanmin(img)), float(np.nanmax(img))
+            if np.isnan(img).any() or lo < 0 or hi > 1:
+                raise TypeError(f'EnsureRGB8: float image with values in [{lo}, {hi}] (NaN: '
+                                f'{bool(np.isnan(img).any())}){_where(results)}; expected '
+                                f'values in [0, 1]')
+            return img.astype(np.float32)
+        raise TypeError(f'EnsureRGB8: unsupported dtype {img.dtype}{_where(results)}; '
+                        f'expected uint8, uint16 or float in [0, 1]')
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        if img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8:
+            return results
+        if img.ndim == 2:
+            img = img[..., None]
+        if img.ndim != 3 or img.shape[2] not in (1, 3, 4):
+            raise TypeError(f'EnsureRGB8: image of shape {img.shape}{_where(results)}; expected '
+                            f'HxW, HxWx1, HxWx3 or HxWx4')
+        if img.dtype == np.uint8 and img.shape[2] != 4:
+            out = np.repeat(img, 3, axis=2)
+        else:
+            val = self._to_float01(img, results)
+            if val.shape[2] == 1:
+                val = np.repeat(val, 3, axis=2)
+            elif val.shape[2] == 4:
+                color, alpha = val[..., :3], val[..., 3:]
+                val = color * alpha if self.alpha == 'black' else color
+            out = np.clip(np.rint(val * 255), 0, 255).astype(np.uint8)
+        results['img'] = np.ascontiguousarray(out)
+        results['img_shape'] = out.shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(alpha={self.alpha!r}, bit_depth={self.bit_depth})'
+
+
+@register_module(CLS_TRANSFORMS)
+class CropToCell(BaseTransform):
+    """Crop to the tightest box around the non-black cell, then pad it to a square.
+
+    The cell is every pixel whose largest channel exceeds ``threshold``; the box is widened by
+    ``margin`` pixels on each side (clipped to the image). With ``square=True`` the crop is
+    padded with ``pad_val`` (black) on both sides of its shorter edge, centred, so that a
+    following ``Resize`` to a square keeps the cell's aspect ratio. An image without any
+    foreground pixel is kept whole (and padded to a square) and flagged with
+    ``cell_found=False``.
+
+    Works on any ``HxW`` / ``HxWxC`` image of any dtype.
+
+    Required keys: ``img``.
+    Modified keys: ``img``, ``img_shape``.
+    Added keys: ``cell_bbox`` (``np.float32`` ``[x1, y1, x2, y2]``, exclusive right/bottom,
+    in the coordinates of the input image, margin included, padding excluded) and
+    ``cell_found`` (bool).
+
+    Args:
+        threshold (float): Foreground when the largest channel is above it. C-NMC's
+            background is exactly 0, hence the default 0.
+        margin (int): Pixels added around the box. Defaults to 0.
+        square (bool): Pad the crop to a square. Defaults to True.
+        pad_val (int | float): Padding value. Defaults to 0 (black).
+    """
+
+    def __init__(self,
+                 threshold: float = 0,
+                 margin: int = 0,
+                 square: bool = True,
+                 pad_val: Union[int, float] = 0) -> None:
+        if margin < 0:
+            raise ValueError(f'CropToCell: margin={margin} must be >= 0')
+        self.threshold = threshold
+        self.margin = int(margin)
+        self.square = square
+        self.pad_val = pad_val
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        h, w = img.shape[:2]
+        mask = foreground_mask(img, self.threshold)
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        found = rows.size > 0
+        if found:
+            x1 = max(int(cols[0]) - self.margin, 0)
+            y1 = max(int(rows[0]) - self.margin, 0)
+            x2 = min(int(cols[-1]) + 1 + self.margin, w)
+            y2 = min(int(rows[-1]) + 1 + self.margin, h)
+        else:
+            x1, y1, x2, y2 = 0, 0, w, h
+        crop = img[y1:y2, x1:x2]
+        if self.square:
+            ch, cw = crop.shape[:2]
+            side = max(ch, cw)
+            top, left = (side - ch) // 2, (side - cw) // 2
+            pad_width = [(top, side - ch - top), (left, side - cw - left)]
+            pad_width += [(0, 0)] * (crop.ndim - 2)
+            crop = np.pad(crop, pad_width, mode='constant', constant_values=self.pad_val)
+        results['img'] = np.ascontiguousarray(crop)
+        results['img_shape'] = crop.shape[:2]
+        results['cell_bbox'] = np.array([x1, y1, x2, y2], dtype=np.float32)
+        results['cell_found'] = found
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(threshold={self.threshold}, margin={self.margin}, '
+                f'square={self.square}, pad_val={self.pad_val})')
+
+
+@register_module(CLS_TRANSFORMS, DET_TRANSFORMS)
+class CLAHE(BaseTransform):
+    """Contrast-limited adaptive histogram equalisation of the luminance (L of CIELAB).
+
+    Chroma (a, b) is left untouched, so hues are kept. Pixels that were black (the background
+    of a segmented cell, largest channel ``<= background_threshold``) stay black when
+    ``keep_background=True``; otherwise CLAHE would lift them to grey.
+
+    Required keys: ``img`` (``HxWx3`` ``uint8`` BGR). Modified keys: ``img``.
+
+    Args:
+        clip_limit (float): OpenCV's clip limit. Defaults to 2.0.
+        tile_grid_size (tuple[int, int]): Tiles (columns, rows). Defaults to (8, 8).
+        keep_background (bool): Keep black pixels black. Defaults to True.
+        background_threshold (float): See above. Defaults to 0.
+    """
+
+    def __init__(self,
+                 clip_limit: float = 2.0,
+                 tile_grid_size: Tuple[int, int] = (8, 8),
+                 keep_background: bool = True,
+                 background_threshold: float = 0) -> None:
+        if clip_limit <= 0:
+            raise ValueError(f'CLAHE: clip_limit={clip_limit} must be > 0')
+        if len(tile_grid_size) != 2 or min(tile_grid_size) < 1:
+            raise ValueError(f'CLAHE: tile_grid_size={tile_grid_size} must be two ints >= 1')
+        self.clip_limit = float(clip_limit)
+        self.tile_grid_size = tuple(int(t) for t in tile_grid_size)
+        self.keep_background = keep_background
+        self.background_threshold = background_threshold
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        _require_bgr8(img, results, 'CLAHE')
+        lab = cv2.cvtColor(img, cv2.COLOR_BGR2LAB)
+        clahe = cv2.createCLAHE(clipLimit=self.clip_limit, tileGridSize=self.tile_grid_size)
+        lab[..., 0] = clahe.apply(np.ascontiguousarray(lab[..., 0]))
+        out = cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
+        if self.keep_background:
+            out[~foreground_mask(img, self.background_threshold)] = 0
+        results['img'] = out
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(clip_limit={self.clip_limit}, '
+                f'tile_grid_size={self.tile_grid_size}, '
+                f'keep_background={self.keep_background})')
+
+
+@register_module(CLS_TRANSFORMS)
+class RandomRotate(BaseTransform):
+    """Rotate by a random angle about the image centre, keeping the size, filling with black.
+
+    Corners of the cell may leave the frame when the cell fills the image; crop with a margin
+    or pad first (``CropToCell`` then ``Pad``) when that matters.
+
+    Required keys: ``img``. Modified keys: ``img``. Added keys: ``rotate_angle`` (degrees,
+    positive = clockwise on screen as in :func:`mmcv.imrotate`; 0 when not applied).
+
+    Args:
+        angle (float | tuple[float, float]): The angle is drawn uniformly in
+            ``(-angle, angle)`` or in the given ``(low, high)`` range, in degrees.
+            Defaults to 45 (the study's +-45 degrees).
+        prob (float): Probability of rotating. Defaults to 0.5.
+        interpolation (str): mmcv interpolation name ('nearest', 'bilinear', 'bicubic',
+            'area', 'lanczos'). Defaults to 'bilinear'.
+        pad_val (int | float): Fill value. Defaults to 0 (black).
+    """
+
+    def __init__(self,
+                 angle: Union[float, Sequence[float]] = 45,
+                 prob: float = 0.5,
+                 interpolation: str = 'bilinear',
+                 pad_val: Union[int, float] = 0) -> None:
+        if isinstance(angle, (int, float)):
+            angle_range = (-abs(float(angle)), abs(float(angle)))
+        else:
+            angle_range = tuple(float(a) for a in angle)
+            if len(angle_range) != 2 or angle_range[0] > angle_range[1]:
+                raise ValueError(f'RandomRotate: angle={angle} must be a number or (low, high)')
+        if not 0 <= prob <= 1:
+            raise ValueError(f'RandomRotate: prob={prob} must be in [0, 1]')
+        self.angle_range = angle_range
+        self.prob = prob
+        self.interpolation = interpolation
+        self.pad_val = pad_val
+
+    @cache_randomness
+    def _sample_angle(self) -> Optional[float]:
+        if np.random.rand() >= self.prob:
+            return None
+        return float(np.random.uniform(*self.angle_range))
+
+    def transform(self, results: dict) -> dict:
+        angle = self._sample_angle()
+        results['rotate_angle'] = 0.0 if angle is None else angle
+        if angle is None:
+            return results
+        img = results['img']
+        h, w = img.shape[:2]
+        channels = img.shape[2] if img.ndim == 3 else 1
+        # OpenCV reads a scalar border value as (v, 0, 0, 0): give one value per channel
+        border = (self.pad_val, ) * min(channels, 4) if channels > 1 else self.pad_val
+        if img.ndim == 3 and img.shape[2] > 4:
+            # OpenCV's warpAffine takes at most 4 channels: rotate the channels in groups
+            parts = [
+                mmcv.imrotate(img[..., i:i + 4], angle,
+                              border_value=(self.pad_val, ) * img[..., i:i + 4].shape[2],
+                              interpolation=self.interpolation)
+                for i in range(0, img.shape[2], 4)
+            ]
+            out = np.concatenate([p if p.ndim == 3 else p[..., None] for p in parts], axis=2)
+        else:
+            out = mmcv.imrotate(img, angle, border_value=border,
+                                interpolation=self.interpolation)
+            if img.ndim == 3 and out.ndim == 2:
+                out = out[..., None]
+        assert out.shape[:2] == (h, w)
+        results['img'] = out
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(angle={self.angle_range}, prob={self.prob}, '
+                f'interpolation={self.interpolation!r}, pad_val={self.pad_val})')
+
+
+def reinhard_stats(img: np.ndarray, threshold: float = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of the CIELAB channels over the non-black pixels.
+
+    LAB is OpenCV's float LAB of the 0..1 BGR image: L in [0, 100], a and b about [-127, 127].
+
+    Args:
+        img (np.ndarray): ``HxWx3`` ``uint8`` BGR image.
+        threshold (float): Pixels whose largest channel is ``<= threshold`` are background.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: ``mean`` and ``std``, each of shape (3,) (L, a, b).
+    """
+    mask = foreground_mask(img, threshold)
+    if mask.sum() < 2:
+        raise ValueError('reinhard_stats: the image has fewer than 2 non-black pixels')
+    lab = cv2.cvtColor(img.astype(np.float32) / 255, cv2.COLOR_BGR2LAB)[mask].astype(np.float64)
+    return lab.mean(axis=0), lab.std(axis=0)
+
+
+def _optical_density(rgb: np.ndarray, io: float) -> np.ndarray:
+    return -np.log((rgb.astype(np.float64) + 1) / io)
+
+
+def macenko_stains(img: np.ndarray,
+                   threshold: float = 0,
+                   io: float = 255,
+                   alpha: float = 1,
+                   beta: float = 0.15) -> Tuple[np.ndarray, np.ndarray]:
+    """Stain matrix and maximal concentrations of an image (Macenko et al., ISBI 2009).
+
+    Optical density ``OD = -log((RGB + 1) / io)`` of the non-black pixels whose OD is at least
+    ``beta`` in every channel is projected on the plane of its two main eigenvectors; the
+    stain vectors are the directions at the ``alpha`` and ``100 - alpha`` percentiles of the
+    angle in that plane. The stain with the larger red OD comes first (haematoxylin-like).
+
+    Macenko, M. et al. "A method for normalizing histology slides for quantitative analysis",
+    ISBI 2009.
+
+    Args:
+        img (np.ndarray): ``HxWx3`` ``uint8`` BGR image.
+        threshold (float): Background threshold (black pixels are ignored; their OD would be
+            the largest of all).
+        io (float): Transmitted light intensity. Defaults to 255.
+        alpha (float): Angle percentile. Defaults to 1.
+        beta (float): Minimal OD. Defaults to 0.15.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: stain matrix (3, 2) in RGB OD space, unit columns;
+        maximal concentrations (2,) (99th percentile).
+    """
+    mask = foreground_mask(img, threshold)
+    od = _optical_density(img[mask][:, ::-1], io)
+    od_hat = od[(od >= beta).all(axis=1)]
+    if len(od_hat) < 10:
+        raise ValueError(f'macenko_stains: only {len(od_hat)} stained pixels (OD >= {beta})')
+    _, vecs = np.linalg.eigh(np.cov(od_hat.T))
+    plane = vecs[:, 1:3]
+    plane = plane * np.where(plane.sum(axis=0) < 0, -1, 1)  # point into positive OD
+    proj = od_hat @ plane
+    phi = np.arctan2(proj[:, 1], proj[:, 0])
+    lo, hi = np.percentile(phi, alpha), np.percentile(phi, 100 - alpha)
+    v1 = plane @ np.array([np.cos(lo), np.sin(lo)])
+    v2 = plane @ np.array([np.cos(hi), np.sin(hi)])
+    stains = np.stack([v1, v2] if v1[0] > v2[0] else [v2, v1], axis=1)
+    stains /= np.linalg.norm(stains, axis=0, keepdims=True)
+    conc = np.linalg.lstsq(stains, od.T, rcond=None)[0]
+    max_conc = np.percentile(conc, 99, axis=1)
+    return stains, max_conc
+
+
+@register_module(CLS_TRANSFORMS, DET_TRANSFORMS)
+class StainNormalize(BaseTransform):
+    """Stain colour normalisation towards a reference, ignoring the black background.
+
+    - ``method='reinhard'`` (Reinhard et al., "Color transfer between images", IEEE CG&A
+      2001): each CIELAB channel of the cell pixels is standardised and given the reference's
+      mean and standard deviation (see :func:`reinhard_stats` for the LAB scale). The
+      reference is an image (``reference``) or the statistics themselves (``ref_mean``,
+      ``ref_std``, each three numbers L, a, b).
+    - ``method='macenko'`` (Macenko et al., ISBI 2009): the image's two stain vectors and
+      concentrations are estimated (:func:`macenko_stains`), the concentrations are rescaled
+      to the reference's 99th percentiles and the image is rebuilt with the reference's stain
+      matrix. The reference is an image or ``ref_stains`` (3x2, RGB OD) with
+      ``ref_max_conc`` (2,).
+
+    Background pixels (largest channel ``<= threshold``) stay black and are left out of every
+    statistic. An image with too few cell pixels to estimate its statistics is returned
+    unchanged with ``stain_normalized=False``.
+
+    Required keys: ``img`` (``HxWx3`` ``uint8`` BGR). Modified keys: ``img``.
+    Added keys: ``stain_normalized`` (bool).
+
+    Args:
+        method (str): 'reinhard' or 'macenko'. Defaults to 'reinhard'.
+        reference (str, optional): Path of the reference image.
+        ref_mean, ref_std (Sequence[float], optional): Reinhard reference statistics.
+        ref_stains (Sequence, optional): Macenko reference stain matrix (3x2).
+        ref_max_conc (Sequence[float], optional): Macenko reference concentrations (2,).
+        threshold (float): Background threshold. Defaults to 0.
+        io (float): Macenko's transmitted light intensity. Defaults to 255.
+    """
+
+    def __init__(self,
+                 method: str = 'reinhard',
+                 reference: Optional[str] = None,
+                 ref_mean: Optional[Sequence[float]] = None,
+                 ref_std: Optional[Sequence[float]] = None,
+                 ref_stains: Optional[Sequence[Sequence[float]]] = None,
+                 ref_max_conc: Optional[Sequence[float]] = None,
+                 threshold: float = 0,
+                 io: float = 255) -> None:
+        if method not in ('reinhard', 'macenko'):
+            raise ValueError(f"StainNormalize: method={method!r}, expected 'reinhard' or "
+                             f"'macenko'")
+        self.method = method
+        self.reference = reference
+        self.threshold = threshold
+        self.io = float(io)
+        ref_img = None
+        if reference is not None:
+            ref_img = mmcv.imread(reference, flag='color')
+            if ref_img is None:
+                raise FileNotFoundError(f'StainNormalize: cannot read reference image '
+                                        f'{reference!r}')
+        if method == 'reinhard':
+            if ref_img is not None:
+                self.ref_mean, self.ref_std = reinhard_stats(ref_img, threshold)
+            elif ref_mean is not None and ref_std is not None:
+                self.ref_mean = np.asarray(ref_mean, dtype=np.float64).reshape(3)
+                self.ref_std = np.asarray(ref_std, dtype=np.float64).reshape(3)
+            else:
+                raise ValueError('StainNormalize(reinhard) needs reference=<image path> or '
+                                 'ref_mean and ref_std (L, a, b)')
+        else:
+            if ref_img is not None:
+                self.ref_stains, self.ref_max_conc = macenko_stains(ref_img, threshold, self.io)
+            elif ref_stains is not None and ref_max_conc is not None:
+                self.ref_stains = np.asarray(ref_stains, dtype=np.float64).reshape(3, 2)
+                self.ref_max_conc = np.asarray(ref_max_conc, dtype=np.float64).reshape(2)
+            else:
+                raise ValueError('StainNormalize(macenko) needs reference=<image path> or '
+                                 'ref_stains (3x2) and ref_max_conc (2,)')
+
+    def _reinhard(self, img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        lab = cv2.cvtColor(img.astype(np.float32) / 255, cv2.COLOR_BGR2LAB)
+        pix = lab[mask].astype(np.float64)
+        mean, std = pix.mean(axis=0), pix.std(axis=0)
+        pix = (pix - mean) / np.maximum(std, 1e-6) * self.ref_std + self.ref_mean
+        lab[mask] = pix.astype(np.float32)
+        bgr = cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
+        return np.clip(np.rint(bgr * 255), 0, 255).astype(np.uint8)
+
+    def _macenko(self, img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        stains, max_conc = macenko_stains(img, self.threshold, self.io)
+        od = _optical_density(img[mask][:, ::-1], self.io)
+        conc = np.linalg.lstsq(stains, od.T, rcond=None)[0]
+        conc *= (self.ref_max_conc / np.maximum(max_conc, 1e-6))[:, None]
+        rgb = self.io * np.exp(-(self.ref_stains @ conc)).T - 1
+        out = img.copy()
+        out[mask] = np.clip(np.rint(rgb[:, ::-1]), 0, 255).astype(np.uint8)
+        return out
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        _require_bgr8(img, results, 'StainNormalize')
+        mask = foreground_mask(img, self.threshold)
+        try:
+            if mask.sum() < 2:
+                raise ValueError('no cell pixels')
+            out = self._reinhard(img, mask) if self.method == 'reinhard' else self._macenko(
+                img, mask)
+        except ValueError:
+            results['stain_normalized'] = False
+            return results
+        out[~mask] = 0
+        results['img'] = out
+        results['stain_normalized'] = True
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(method={self.method!r}, '
+                f'reference={self.reference!r}, threshold={self.threshold})')

@@ -27,3 +27,50 @@ def bccd_root() -> str:
 def cnmc_samples_root() -> str:
     """Six real C-NMC cells: ``all/UID_1_*_all.bmp`` and ``hem/UID_H6_*_hem.bmp``."""
     return _shared('cnmc_samples')
+
+
+@pytest.fixture(scope='session')
+def bccd_coco(bccd_root, tmp_path_factory) -> str:
+    """The real BCCD converted to COCO (the study's 256/74/34 split) in a temporary folder laid
+    out as the configs expect: ``annotations/{train,val,test}.json`` and ``JPEGImages/``."""
+    from mmbloodcell.datasets.bccd_convert import convert
+    out = str(tmp_path_factory.mktemp('bccd_coco'))
+    convert(bccd_root, out)
+    return out
+
+
+def write_coco_subset(src: str, dst: str, num_images: int) -> str:
+    """Copy the first ``num_images`` images of COCO file ``src`` (and their boxes) to ``dst``."""
+    import json
+    with open(src) as f:
+        coco = json.load(f)
+    coco['images'] = coco['images'][:num_images]
+    keep = {im['id'] for im in coco['images']}
+    coco['annotations'] = [a for a in coco['annotations'] if a['image_id'] in keep]
+    with open(dst, 'w') as f:
+        json.dump(coco, f)
+    return dst
+
+
+@pytest.fixture(scope='session')
+def bccd_mini(bccd_coco, tmp_path_factory) -> dict:
+    """Small real subsets for CPU trainings: 4 train, 2 val and 2 test images (paths to json)."""
+    out = tmp_path_factory.mktemp('bccd_mini')
+    ann = osp.join(bccd_coco, 'annotations')
+    return dict(
+        data_root=bccd_coco + '/',
+        train=write_coco_subset(osp.join(ann, 'train.json'), str(out / 'train.json'), 4),
+        val=write_coco_subset(osp.join(ann, 'val.json'), str(out / 'val.json'), 2),
+        test=write_coco_subset(osp.join(ann, 'test.json'), str(out / 'test.json'), 2))
+
+
+@pytest.fixture(autouse=True)
+def _isolate_default_scope():
+    """Undo any ``DefaultScope`` a test created (building a Runner or calling
+    ``init_default_scope('mmdet')`` sets a process-wide scope that would otherwise redirect later
+    registry builds, e.g. ``CLS_TRANSFORMS.build``, to mmdet's registries)."""
+    from mmengine.registry import DefaultScope
+    before = set(DefaultScope._instance_dict)
+    yield
+    for name in set(DefaultScope._instance_dict) - before:
+        DefaultScope._instance_dict.pop(name, None)

@@ -24,10 +24,12 @@ install_requires = [
     'torchvision',
     'numpy',
     'opencv-python-headless',
+    'timm',  # mmpretrain's TIMMBackbone (Xception, faster EfficientNet)
+    'matplotlib',  # plots in tools/analysis
 ]
 
 extras_require = {
-    'yolo': ['ultralytics'],
+    'yolo': ['ultralytics>=8.3,<9'],
     'tests': ['pytest', 'pytest-timeout'],
 }
 

@@ -1,1 +1,2 @@
 # Modules register themselves on import; add one import line per module.
+from .ensemble import EnsembleClassifier  # noqa: F401

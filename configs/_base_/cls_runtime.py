@@ -1,0 +1,29 @@
+# Runtime shared by the C-NMC classification configs (mmpretrain scope).
+default_scope = 'mmpretrain'
+custom_imports = dict(imports=['mmbloodcell'], allow_failed_imports=False)
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # keep the best epoch by the challenge's score (weighted F1 of BinaryClassificationMetric)
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
+                    save_best='binary/weighted_f1', rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='VisualizationHook', enable=False))
+# ms per image (after warm-up) next to the metrics of every val / test run
+custom_hooks = [dict(type='LatencyHook', warmup=5)]
+
+env_cfg = dict(
+    cudnn_benchmark=True,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'))  # tools/train.py switches to gloo on CPU-only machines
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
+log_processor = dict(type='LogProcessor', window_size=20, by_epoch=True)
+
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0, deterministic=False)

@@ -1,0 +1,86 @@
+# C-NMC 2019 (ISBI 2019 challenge): hem (label 0) vs all (label 1), one segmented cell per image.
+#
+# data_root is the `C-NMC_Leukemia` folder of the official release, e.g.
+#   ln -s /path/to/C-NMC_Leukemia data/cnmc
+# with the official layout:
+#   data/cnmc/
+#   ├── training_data/fold_{0,1,2}/{all,hem}/UID_<patient>_<image>_<cell>_{all,hem}.bmp
+#   ├── validation_data/C-NMC_test_prelim_phase_data/<N>.bmp
+#   ├── validation_data/C-NMC_test_prelim_phase_data_labels.csv  (Patient_ID,new_names,labels)
+#   └── testing_data/C-NMC_test_final_phase_data/<N>.bmp           (unlabelled)
+#
+# Splits: train = folds 0-2, 80 % of the patients; val = the other 20 % (patient-wise, no
+# patient on both sides, stratified by class, seed 0); test = the labelled preliminary test.
+# For predictions on the unlabelled final test use
+#   test_dataloader.dataset.split=final_test test_evaluator=[] and tools/test.py --out preds.pkl
+dataset_type = 'CNMCDataset'
+data_root = 'data/cnmc/'
+img_size = 224
+patient_split_ratio = 0.8
+patient_split_seed = 0
+
+# patient_id reaches the metric (patient-level majority vote) through the data samples
+meta_keys = ('sample_idx', 'img_path', 'ori_shape', 'img_shape', 'patient_id', 'file_name')
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    # rotate the whole 450x450 frame first (the cell sits in its middle on black, so no part
+    # of it leaves the frame), then crop tightly around the rotated cell
+    dict(type='RandomRotate', angle=180, prob=0.5),
+    dict(type='CropToCell', margin=2),
+    # dict(type='CLAHE', clip_limit=2.0),  # optional contrast enhancement of the luminance
+    dict(type='Resize', scale=(img_size, img_size)),
+    dict(type='RandomFlip', prob=[0.25, 0.25], direction=['horizontal', 'vertical']),
+    dict(type='PackInputs', meta_keys=meta_keys),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='CropToCell', margin=2),
+    # dict(type='CLAHE', clip_limit=2.0),
+    dict(type='Resize', scale=(img_size, img_size)),
+    dict(type='PackInputs', meta_keys=meta_keys),
+]
+
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=4,
+    persistent_workers=True,
+    # online oversampling of the minority class (hem) to the size of the majority (all)
+    sampler=dict(type='ClassBalancedOverSampler', target_ratio=1.0, shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='train',
+        folds=(0, 1, 2),
+        patient_split=dict(ratio=patient_split_ratio, subset='train', seed=patient_split_seed),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=32,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='train',
+        folds=(0, 1, 2),
+        patient_split=dict(ratio=patient_split_ratio, subset='val', seed=patient_split_seed),
+        test_mode=True,
+        pipeline=test_pipeline))
+test_dataloader = dict(
+    batch_size=32,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='prelim_test',
+        test_mode=True,
+        pipeline=test_pipeline))
+
+val_evaluator = dict(type='BinaryClassificationMetric')
+test_evaluator = val_evaluator

@@ -1,0 +1,34 @@
+# Backbone comparison on C-NMC 2019: ResNet-152 from ImageNet, the study's head (GAP -> FC 256 ->
+# ReLU -> FC 1), binary cross entropy, Adam, batch 32, patient-wise split and Reinhard stain
+# normalisation. The study used Keras' ResNet152V2 (pre-activation blocks), which mmpretrain
+# does not provide; mmpretrain's ResNet-152 (v1.5 bottlenecks) is the closest model-zoo model.
+_base_ = [
+    '../_base_/datasets/cnmc_stain-norm.py',
+    '../_base_/schedules/cnmc_adam.py',
+    '../_base_/cls_runtime.py',
+]
+
+model = dict(
+    type='ImageClassifier',
+    # ImageNet statistics (those of the pretrained weights), BGR images -> RGB
+    data_preprocessor=dict(
+        type='ClsDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        to_rgb=True),
+    backbone=dict(
+        type='ResNet',
+        depth=152,
+        out_indices=(3, ),
+        style='pytorch',
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://download.openmmlab.com/mmclassification/v0/resnet/'
+            'resnet152_8xb32_in1k_20210901-4d7582fa.pth',
+            prefix='backbone')),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='BinaryClsHead',
+        in_channels=2048,
+        hidden_channels=256,
+        loss=dict(type='WeightedBCELoss', class_weight=None)))

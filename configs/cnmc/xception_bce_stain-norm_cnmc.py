@@ -1,0 +1,26 @@
+# Backbone comparison on C-NMC 2019: Xception, the study's head (GAP -> FC 256 -> ReLU -> FC 1),
+# binary cross entropy, Adam, batch 32, patient-wise split and Reinhard stain normalisation.
+# Xception comes from timm through mmpretrain's TIMMBackbone: it needs `pip install timm`.
+# timm's 'legacy_xception' is the original (Keras) Xception; pretrained=True downloads its
+# ImageNet weights from the Hugging Face hub when the model is built.
+_base_ = [
+    '../_base_/datasets/cnmc_stain-norm.py',
+    '../_base_/schedules/cnmc_adam.py',
+    '../_base_/cls_runtime.py',
+]
+
+model = dict(
+    type='ImageClassifier',
+    # the pretrained weights expect inputs scaled to [-1, 1], RGB
+    data_preprocessor=dict(
+        type='ClsDataPreprocessor',
+        mean=[127.5, 127.5, 127.5],
+        std=[127.5, 127.5, 127.5],
+        to_rgb=True),
+    backbone=dict(type='TIMMBackbone', model_name='legacy_xception', pretrained=True),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='BinaryClsHead',
+        in_channels=2048,
+        hidden_channels=256,
+        loss=dict(type='WeightedBCELoss', class_weight=None)))

@@ -1,0 +1,349 @@
+# Copyright (c) mmbloodcell contributors. All rights reserved.
+"""Binary classification metrics of the C-NMC 2019 challenge (``hem`` = 0 vs ``all`` = 1)."""
+import json
+import math
+import os
+import os.path as osp
+import warnings
+from collections import defaultdict
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import MessageHub, MMLogger
+
+from mmbloodcell.registry import CLS_METRICS, register_module
+
+__all__ = ['BinaryClassificationMetric', 'binary_confusion_matrix', 'binary_scores',
+           'roc_auc_score', 'midranks', 'patient_votes']
+
+
+def binary_confusion_matrix(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """The 2x2 confusion matrix, rows = ground truth, columns = prediction.
+
+    ``cm[i, j]`` = number of samples of label ``i`` predicted as ``j``, i.e.
+    ``[[TN, FP], [FN, TP]]`` with class 1 positive.
+
+    Args:
+        gt (np.ndarray): Labels in {0, 1}, shape (N,).
+        pred (np.ndarray): Predicted labels in {0, 1}, shape (N,).
+
+    Returns:
+        np.ndarray: int64, shape (2, 2).
+    """
+    gt = np.asarray(gt, dtype=np.int64).reshape(-1)
+    pred = np.asarray(pred, dtype=np.int64).reshape(-1)
+    if gt.shape != pred.shape:
+        raise ValueError(f'binary_confusion_matrix: {gt.size} labels but {pred.size} predictions')
+    for name, arr in (('ground-truth', gt), ('predicted', pred)):
+        if arr.size and (arr.min() < 0 or arr.max() > 1):
+            raise ValueError(f'binary_confusion_matrix: {name} labels must be 0 or 1, got '
+                             f'values in [{arr.min()}, {arr.max()}]')
+    return np.bincount(2 * gt + pred, minlength=4).reshape(2, 2)
+
+
+def _ratio(num: float, den: float) -> float:
+    """``num / den``, 0 when ``den == 0`` (sklearn's ``zero_division=0``)."""
+    return float(num) / float(den) if den > 0 else 0.0
+
+
+def binary_scores(cm: np.ndarray) -> Dict[str, float]:
+    """Rates of a 2x2 confusion matrix ``[[TN, FP], [FN, TP]]`` (class 1 positive).
+
+    - precision ``P = TP / (TP + FP)``
+    - recall (sensitivity) ``R = TP / (TP + FN)``
+    - specificity ``TN / (TN + FP)``
+    - accuracy ``(TP + TN) / N``
+    - F1 of class 1 ``F1_1 = 2 P R / (P + R) = 2 TP / (2 TP + FP + FN)``; of class 0
+      ``F1_0 = 2 TN / (2 TN + FN + FP)``
+    - weighted F1 ``(n_0 F1_0 + n_1 F1_1) / N`` with ``n_i`` the samples of label ``i``
+      (sklearn's ``average='weighted'``): the C-NMC 2019 leaderboard score.
+
+    A ratio whose denominator is 0 is 0, as sklearn's ``zero_division=0``.
+
+    Returns:
+        dict: Fractions in [0, 1] under ``precision``, ``recall``, ``specificity``,
+        ``accuracy``, ``f1``, ``f1_hem``, ``weighted_f1``.
+    """
+    (tn, fp), (fn, tp) = np.asarray(cm, dtype=np.float64)
+    n0, n1 = tn + fp, fn + tp
+    n = n0 + n1
+    f1_pos = _ratio(2 * tp, 2 * tp + fp + fn)
+    f1_neg = _ratio(2 * tn, 2 * tn + fn + fp)
+    return dict(
+        precision=_ratio(tp, tp + fp),
+        recall=_ratio(tp, tp + fn),
+        specificity=_ratio(tn, tn + fp),
+        accuracy=_ratio(tp + tn, n),
+        f1=f1_pos,
+        f1_hem=f1_neg,
+        weighted_f1=_ratio(n0 * f1_neg + n1 * f1_pos, n))
+
+
+def midranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``x`` in ascending order; tied values share their mean rank.
+
+    Example: ``midranks([0.1, 0.4, 0.4, 0.9]) = [1, 2.5, 2.5, 4]``.
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    order = np.argsort(x, kind='mergesort')
+    _, inverse, counts = np.unique(x[order], return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)  # 1-based rank of the last member of each tie group
+    mid = ends - (counts - 1) / 2.0
+    ranks = np.empty_like(x)
+    ranks[order] = mid[inverse]
+    return ranks
+
+
+def roc_auc_score(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve by the rank-sum (Mann-Whitney U) formula.
+
+    ``AUC = (sum of the midranks of the positives - n_1 (n_1 + 1) / 2) / (n_1 n_0)``: the
+    probability that a random positive scores above a random negative, ties counting 1/2
+    (equal to the trapezoidal area under the ROC curve). O(N log N), no loop.
+
+    Args:
+        labels (np.ndarray): Labels in {0, 1}, shape (N,).
+        scores (np.ndarray): Scores, larger = more positive, shape (N,).
+
+    Returns:
+        float: AUC in [0, 1], or NaN (with a warning) when only one class is present.
+    """
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if labels.shape != scores.shape:
+        raise ValueError(f'roc_auc_score: {labels.size} labels but {scores.size} scores')
+    if not np.isfinite(scores).all():
+        raise ValueError('roc_auc_score: the scores contain NaN or infinity')
+    n1 = int(labels.sum())
+    n0 = labels.size - n1
+    if n1 == 0 or n0 == 0:
+        warnings.warn(f'roc_auc_score: only one class in the ground truth ({n1} positive, '
+                      f'{n0} negative samples); ROC-AUC is undefined and reported as NaN')
+        return float('nan')
+    rank_sum = midranks(scores)[labels == 1].sum()
+    return float((rank_sum - n1 * (n1 + 1) / 2.0) / (n1 * n0))
+
+
+def patient_votes(patients: Sequence[Optional[str]], gt: np.ndarray, pred: np.ndarray,
+                  scores: np.ndarray, threshold: float = 0.5) -> Dict[str, dict]:
+    """Majority vote of each patient's cells.
+
+    For each patient: ``votes = [n_pred_0, n_pred_1]``; the patient's predicted label is the
+    class with more votes, a tie going to ``mean(score) > threshold``. The patient's true label
+    is the majority of its cells' labels (in C-NMC all cells of a patient share it), a tie
+    going to 1. Samples whose patient is None are left out.
+
+    Args:
+        patients (Sequence[str | None]): Patient id per sample.
+        gt (np.ndarray): Labels (N,). pred (np.ndarray): Predicted labels (N,).
+        scores (np.ndarray): Scores (N,) compared with ``threshold`` to break ties.
+        threshold (float): See above. Defaults to 0.5.
+
+    Returns:
+        dict: patient id -> ``gt_label``, ``pred_label``, ``votes``, ``num_cells``,
+        ``mean_score``, ``correct``.
+    """
+    groups: Dict[str, List[int]] = defaultdict(list)
+    for i, pid in enumerate(patients):
+        if pid is not None:
+            groups[str(pid)].append(i)
+    out = {}
+    for pid, idx in groups.items():
+        idx = np.asarray(idx)
+        votes = np.bincount(np.asarray(pred)[idx], minlength=2)
+        gt_counts = np.bincount(np.asarray(gt)[idx], minlength=2)
+        mean_score = float(np.mean(np.asarray(scores)[idx]))
+        if votes[1] != votes[0]:
+            pred_label = int(votes[1] > votes[0])
+        else:
+            pred_label = int(mean_score > threshold)
+        gt_label = int(gt_counts[1] >= gt_counts[0])
+        out[pid] = dict(gt_label=gt_label, pred_label=pred_label, votes=votes.tolist(),
+                        num_cells=int(idx.size), mean_score=mean_score,
+                        correct=pred_label == gt_label)
+    return out
+
+
+def _scalar(value, name: str, where: str) -> float:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().reshape(-1)
+        if value.numel() != 1:
+            raise ValueError(f'BinaryClassificationMetric: {where} has {name} of shape '
+                             f'{tuple(value.shape)}, expected one value')
+        return value.item()
+    arr = np.asarray(value).reshape(-1)
+    if arr.size != 1:
+        raise ValueError(f'BinaryClassificationMetric: {where} has {name} {value!r}, expected '
+                         f'one value')
+    return arr[0].item()
+
+
+@register_module(CLS_METRICS)
+class BinaryClassificationMetric(BaseMetric):
+    """F1, weighted F1, precision, recall, specificity, accuracy, ROC-AUC, the confusion
+    matrix and the patient-level accuracy of a binary classifier (C-NMC 2019: ``hem`` = 0,
+    ``all`` = 1, class 1 positive).
+
+    From every data sample it reads:
+
+    - ``gt_label`` (required);
+    - the predicted label: ``pred_label``, or the arg-max of ``pred_score``; with
+      ``threshold`` set, ``prob > threshold`` instead;
+    - the probability of class 1, ``prob``: ``pred_prob`` (set by ``BinaryClsHead`` and
+      ``EnsembleClassifier``), else ``pred_score[1]`` (a 2-class softmax head); ROC-AUC ranks
+      the samples by it;
+    - ``patient_id`` from the metainfo (``CNMCDataset`` puts it in the sample info; list it in
+      ``PackInputs(meta_keys=...)``), optional.
+
+    Metrics (see :func:`binary_scores` and :func:`roc_auc_score` for the formulas), under
+    ``<prefix>/``:
+
+    ``f1`` (class 1), ``f1_hem`` (class 0), ``weighted_f1`` (the challenge's score:
+    ``(n_0 F1_0 + n_1 F1_1) / N``), ``precision``, ``recall`` (sensitivity),
+    ``specificity``, ``accuracy``, ``auc`` (NaN with a warning when the ground truth holds one
+    class), ``confusion_matrix`` (``[[TN, FP], [FN, TP]]``, rows = ground truth, a nested
+    list; it lands in the test JSON of ``LoggerHook``), and when patient ids are present
+    ``patient_accuracy`` (fraction of patients whose majority vote, :func:`patient_votes`, is
+    right) and ``num_patients``. Rates are percentages (mmpretrain's convention) unless
+    ``percent=False``.
+
+    The full result - the metrics, the confusion matrix, the counts and every patient's votes -
+    is also written as JSON to ``out_file``, or by default to
+    ``<log dir of the running Runner>/<prefix>_metrics.json`` (the ``<work_dir>/<timestamp>/``
+    folder of the log file; overwritten at every evaluation, with the epoch / iteration
+    recorded in it). NaN is written as ``null``.
+
+    Args:
+        threshold (float, optional): Decide ``prob > threshold`` here instead of using the
+            model's ``pred_label``. Defaults to None (the model's decision).
+        percent (bool): Report rates in percent. Defaults to True.
+        out_file (str, optional): Where to write the JSON. Defaults to None (the log dir).
+        write_json (bool): Write the JSON file at all. Defaults to True.
+        collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
+        prefix (str, optional): Key prefix. Defaults to ``'binary'``.
+    """
+
+    default_prefix = 'binary'
+
+    def __init__(self,
+                 threshold: Optional[float] = None,
+                 percent: bool = True,
+                 out_file: Optional[str] = None,
+                 write_json: bool = True,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if threshold is not None and not 0.0 < float(threshold) < 1.0:
+            raise ValueError(f'BinaryClassificationMetric: threshold must be in (0, 1) or None, '
+                             f'got {threshold!r}')
+        self.threshold = None if threshold is None else float(threshold)
+        self.percent = bool(percent)
+        self.out_file = out_file
+        self.write_json = bool(write_json)
+
+    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        """Keep ``gt``, ``pred``, ``prob``, ``score`` and ``patient_id`` of every sample."""
+        for ds in data_samples:
+            where = f"sample {ds.get('img_path', ds.get('sample_idx', '?'))}"
+            if 'gt_label' not in ds:
+                raise KeyError(f'BinaryClassificationMetric: {where} has no gt_label; metrics '
+                               f'need a labelled split (the C-NMC final test is unlabelled: use '
+                               f'tools/test.py --out to dump predictions instead)')
+            score = prob = None
+            if 'pred_score' in ds:
+                pred_score = torch.as_tensor(ds['pred_score']).detach().cpu().reshape(-1)
+                if pred_score.numel() != 2:
+                    raise ValueError(f'BinaryClassificationMetric: {where} has pred_score of '
+                                     f'{pred_score.numel()} classes; a binary model gives 2')
+                score = float(pred_score[1])
+            if 'pred_prob' in ds:
+                prob = _scalar(ds['pred_prob'], 'pred_prob', where)
+            elif score is not None:
+                prob = score
+            if prob is None:
+                raise KeyError(f'BinaryClassificationMetric: {where} has neither pred_prob nor '
+                               f'pred_score; ROC-AUC needs the probability of class 1')
+            if score is None:
+                score = prob
+            if self.threshold is not None:
+                pred = int(prob > self.threshold)
+            elif 'pred_label' in ds:
+                pred = int(_scalar(ds['pred_label'], 'pred_label', where))
+            else:
+                pred = int(score > 0.5)
+            self.results.append(
+                dict(gt=int(_scalar(ds['gt_label'], 'gt_label', where)), pred=pred,
+                     prob=float(prob), score=float(score), patient_id=ds.get('patient_id')))
+
+    def compute_metrics(self, results: List[dict]) -> Dict[str, object]:
+        """Compute the metrics (see the class docstring) and write the JSON file."""
+        if not results:
+            raise ValueError('BinaryClassificationMetric: no sample was evaluated')
+        gt = np.array([r['gt'] for r in results], dtype=np.int64)
+        pred = np.array([r['pred'] for r in results], dtype=np.int64)
+        prob = np.array([r['prob'] for r in results], dtype=np.float64)
+        score = np.array([r['score'] for r in results], dtype=np.float64)
+        cm = binary_confusion_matrix(gt, pred)
+        rates = binary_scores(cm)
+        rates['auc'] = roc_auc_score(gt, prob)
+        scale = 100.0 if self.percent else 1.0
+        metrics: Dict[str, object] = {k: v * scale for k, v in rates.items()}
+
+        patients = [r['patient_id'] for r in results]
+        votes = {}
+        if any(p is not None for p in patients):
+            # a tie is broken by the mean of the score that crosses 0.5 at the model's
+            # threshold, or by the mean probability against the metric's own threshold
+            tie_scores, tie_thr = (score, 0.5) if self.threshold is None else (prob,
+                                                                              self.threshold)
+            votes = patient_votes(patients, gt, pred, tie_scores, tie_thr)
+            correct = sum(v['correct'] for v in votes.values())
+            metrics['patient_accuracy'] = scale * correct / len(votes)
+            metrics['num_patients'] = len(votes)
+        metrics['confusion_matrix'] = cm.tolist()
+
+        if self.write_json:
+            self._dump(metrics, cm, gt, votes, missing_patients=sum(p is None for p in patients))
+        return metrics
+
+    def _json_path(self) -> Optional[str]:
+        if self.out_file:
+            return self.out_file
+        log_file = getattr(MMLogger.get_current_instance(), 'log_file', None)
+        if not log_file:
+            return None
+        return osp.join(osp.dirname(log_file), f'{self.prefix or "binary"}_metrics.json')
+
+    def _dump(self, metrics: dict, cm: np.ndarray, gt: np.ndarray, votes: dict,
+              missing_patients: int) -> None:
+        path = self._json_path()
+        if path is None:
+            MMLogger.get_current_instance().info(
+                'BinaryClassificationMetric: no Runner log dir and no out_file; the metrics '
+                'JSON is not written')
+            return
+
+        def clean(v):
+            return None if isinstance(v, float) and math.isnan(v) else v
+
+        hub = MessageHub.get_current_instance()
+        doc = dict(
+            prefix=self.prefix,
+            epoch=hub.get_info('epoch'),
+            iter=hub.get_info('iter'),
+            num_samples=int(gt.size),
+            num_per_class=dict(hem=int((gt == 0).sum()), all=int((gt == 1).sum())),
+            threshold=self.threshold,
+            percent=self.percent,
+            metrics={k: clean(v) for k, v in metrics.items() if k != 'confusion_matrix'},
+            confusion_matrix=dict(rows='ground truth [hem (0), all (1)]',
+                                  columns='prediction [hem (0), all (1)]',
+                                  matrix=cm.tolist()),
+            samples_without_patient=int(missing_patients),
+            patients=votes)
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        with open(path, 'w') as f:
+            json.dump(doc, f, indent=2)
+        MMLogger.get_current_instance().info(f'BinaryClassificationMetric: wrote {path}')

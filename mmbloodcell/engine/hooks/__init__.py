@@ -1,3 +1,4 @@
 # Modules register themselves on import; add one import line per module.
 from .latency_hook import LatencyHook  # noqa: F401
 from .class_weight_hook import ClassWeightHook  # noqa: F401
+from .time_budget_hook import TimeBudgetHook  # noqa: F401

@@ -1,0 +1,63 @@
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from torch.utils.data import Dataset
+
+from mmbloodcell.engine.hooks import TimeBudgetHook
+
+
+class _Toy(BaseModel):
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 1)
+
+    def forward(self, inputs, labels=None, mode='tensor'):
+        out = self.fc(inputs).squeeze(-1)
+        if mode == 'loss':
+            return dict(loss=((out - labels)**2).mean())
+        return out
+
+
+class _Data(Dataset):
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return dict(inputs=torch.tensor([float(i), 1.]), labels=torch.tensor(float(i)))
+
+
+def _train(tmp_path, budget_s):
+    runner = Runner(
+        model=_Toy(), work_dir=str(tmp_path),
+        train_dataloader=dict(dataset=_Data(), sampler=dict(type='DefaultSampler'),
+                              batch_size=4, collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.001)),
+        train_cfg=dict(by_epoch=True, max_epochs=5),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=10)),
+        custom_hooks=[dict(type='TimeBudgetHook', budget_s=budget_s)],
+        experiment_name=f'budget_{budget_s}_{osp.basename(str(tmp_path))}')
+    runner.train()
+    return runner
+
+
+def test_budget_spent_stops_after_first_epoch_and_saves(tmp_path):
+    runner = _train(tmp_path, budget_s=1e-6)
+    assert runner.epoch == 1 and runner.iter == 2
+    # save_last: the stopped epoch is the last one, so its checkpoint exists
+    assert osp.exists(osp.join(str(tmp_path), 'epoch_1.pth'))
+
+
+def test_budget_not_spent_runs_all_epochs(tmp_path):
+    runner = _train(tmp_path, budget_s=3600)
+    assert runner.epoch == 5 and runner.iter == 10
+
+
+def test_bad_budget():
+    with pytest.raises(ValueError, match='budget_s'):
+        TimeBudgetHook(0)

@@ -1,0 +1,138 @@
+"""The README's main job: BCCD -> COCO, a short CPU training, test-split metrics, one picture.
+
+    python tools/run_demo.py [--bccd ../shared/data/BCCD | --download] [--config CONFIG]
+                             [--work-dir work_dirs/demo] [--max-epochs N]
+
+1. converts BCCD (VOC) into data/bccd (COCO json, the study's 256 / 74 / 34 split), unless
+   that is already there;
+2. trains the config (default: a small FCOS that learns BCCD on a CPU in minutes) with
+   tools/train.py;
+3. evaluates the last checkpoint on the test split with tools/test.py (COCO mAP, mAP50, mAP75,
+   per-class AP, ms per image) and prints the table;
+4. writes one test image with its predicted boxes and per-class counts, plus the counts as
+   JSON, into the work dir.
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEFAULT_CONFIG = 'configs/fcos/fcos_r18_fpn_gn_320_12e_bccd_cpu-demo.py'
+
+
+def run(cmd):
+    print('+', ' '.join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def latest_metrics(work_dir: str) -> dict:
+    """The metrics JSON that tools/test.py wrote last (``<work_dir>/<stamp>/<stamp>.json``)."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', '*.json')), key=osp.getmtime)
+    if not files:
+        raise FileNotFoundError(f'no metrics JSON under {work_dir}: did tools/test.py run?')
+    with open(files[-1]) as f:
+        return json.loads(f.read().strip().splitlines()[-1])
+
+
+def metrics_table(metrics: dict) -> str:
+    rows = [('mAP', 'coco/bbox_mAP'), ('mAP50', 'coco/bbox_mAP_50'),
+            ('mAP75', 'coco/bbox_mAP_75'), ('mAP_m', 'coco/bbox_mAP_m'),
+            ('mAP_l', 'coco/bbox_mAP_l')]
+    rows += [(f'AP {k[5:-10]}', k) for k in sorted(metrics) if k.endswith('_precision')]
+    rows += [('ms / image', 'speed/latency_ms')]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  -------"]
+    for name, key in rows:
+        if key in metrics:
+            lines.append(f'{name:<{width}}  {metrics[key]:.3f}')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--bccd', default=osp.join(osp.dirname(ROOT), 'shared', 'data', 'BCCD'),
+                        help='BCCD in VOC layout (default: ../shared/data/BCCD)')
+    parser.add_argument('--download', action='store_true',
+                        help='download BCCD when --bccd does not exist')
+    parser.add_argument('--data-dir', default='data/bccd', help='COCO output of the converter')
+    parser.add_argument('--config', default=DEFAULT_CONFIG)
+    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser.add_argument('--max-epochs', type=int, default=None,
+                        help="override the config's number of epochs")
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='score threshold of the drawn boxes and the counts')
+    args = parser.parse_args(argv)
+    py = sys.executable
+    os.chdir(ROOT)
+
+    # 1. data
+    if not osp.exists(osp.join(args.data_dir, 'annotations', 'test.json')):
+        convert = [py, 'tools/dataset_converters/bccd_to_coco.py', '--out-dir', args.data_dir]
+        if osp.isdir(args.bccd):
+            convert.insert(2, args.bccd)
+        elif args.download:
+            convert.append('--download')
+        else:
+            sys.exit(f'BCCD not found at {args.bccd}: pass --bccd PATH or --download')
+        run(convert)
+    else:
+        print(f'using the converted BCCD in {args.data_dir}')
+
+    # 2. train, 3. test
+    opts = [f'train_dataloader.dataset.data_root={args.data_dir}/',
+            f'val_dataloader.dataset.data_root={args.data_dir}/',
+            f'test_dataloader.dataset.data_root={args.data_dir}/',
+            f'val_evaluator.ann_file={args.data_dir}/annotations/val.json',
+            f'test_evaluator.ann_file={args.data_dir}/annotations/test.json']
+    train_opts = list(opts)
+    if args.max_epochs:
+        train_opts += [f'train_cfg.max_epochs={args.max_epochs}',
+                       f'train_cfg.val_interval={args.max_epochs}']
+    run([py, 'tools/train.py', args.config, '--work-dir', args.work_dir,
+         '--cfg-options', *train_opts])
+    with open(osp.join(args.work_dir, 'last_checkpoint')) as f:
+        ckpt = f.read().strip()
+    run([py, 'tools/test.py', args.config, ckpt, '--work-dir', args.work_dir,
+         '--cfg-options', *opts])
+    metrics = latest_metrics(args.work_dir)
+    print('\nBCCD test split (34 images):')
+    print(metrics_table(metrics))
+
+    # 4. one annotated test image with per-class counts
+    import mmcv
+    from mmdet.apis import inference_detector, init_detector
+
+    import mmbloodcell  # noqa: F401
+    from mmbloodcell.apis.detection import count_cells, detections_to_list, draw_detections
+    with open(osp.join(args.data_dir, 'annotations', 'test.json')) as f:
+        test_ann = json.load(f)
+    image = osp.join(args.data_dir, 'JPEGImages', test_ann['images'][0]['file_name'])
+    model = init_detector(args.config, ckpt, device='cpu',
+                          cfg_options=dict(model=dict(backbone=dict(init_cfg=None))))
+    classes = model.dataset_meta['classes']
+    dets = detections_to_list(inference_detector(model, image).pred_instances, classes,
+                              args.score_thr)
+    counts = count_cells(dets, classes)
+    gt_counts = {name: 0 for name in classes}
+    img_id = test_ann['images'][0]['id']
+    cat_names = {c['id']: c['name'] for c in test_ann['categories']}
+    for ann in test_ann['annotations']:
+        if ann['image_id'] == img_id:
+            gt_counts[cat_names[ann['category_id']]] += 1
+    out_img = osp.join(args.work_dir, 'demo_' + osp.basename(image))
+    mmcv.imwrite(draw_detections(mmcv.imread(image), dets, classes), out_img)
+    with open(osp.join(args.work_dir, 'demo_counts.json'), 'w') as f:
+        json.dump(dict(image=image, score_thr=args.score_thr, predicted=counts,
+                       annotated=gt_counts, detections=dets), f, indent=2)
+    print(f'\n{osp.basename(image)} (score >= {args.score_thr}): predicted '
+          + ', '.join(f'{k} {v}' for k, v in counts.items())
+          + ' | annotated ' + ', '.join(f'{k} {v}' for k, v in gt_counts.items()))
+    print(f'wrote {out_img} and {osp.join(args.work_dir, "demo_counts.json")}')
+
+
+if __name__ == '__main__':
+    main()

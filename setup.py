@@ -26,6 +26,7 @@ install_requires = [
     'opencv-python-headless',
     'timm',  # mmpretrain's TIMMBackbone (Xception, faster EfficientNet)
     'matplotlib',  # plots in tools/analysis
+    'pycocotools',  # precision-recall curves in mmbloodcell.analysis (an mmdet dependency too)
 ]
 
 extras_require = {
@@ -46,5 +47,6 @@ setup(
     python_requires='>=3.9',
     install_requires=install_requires,
     extras_require=extras_require,
+    entry_points={'console_scripts': ['mmbloodcell=mmbloodcell.apis.cli:main']},
     zip_safe=False,
 )

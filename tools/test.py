@@ -12,7 +12,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmbloodcell.apis.runner import build_runner, merge_test_args  # noqa: E402
+from mmbloodcell.apis.runner import (build_runner, merge_test_args,  # noqa: E402
+                                     shutdown_distributed)
 from mmengine.config import Config, DictAction  # noqa: E402
 
 
@@ -43,7 +44,9 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     cfg = merge_test_args(cfg, args)
     runner = build_runner(cfg)
-    return runner.test()
+    metrics = runner.test()
+    shutdown_distributed()
+    return metrics
 
 
 if __name__ == '__main__':

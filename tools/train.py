@@ -14,7 +14,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmbloodcell.apis.runner import build_runner, merge_train_args  # noqa: E402
+from mmbloodcell.apis.runner import (build_runner, merge_train_args,  # noqa: E402
+                                     shutdown_distributed)
 from mmengine.config import Config, DictAction  # noqa: E402
 
 
@@ -50,6 +51,7 @@ def main(argv=None):
     cfg = merge_train_args(cfg, args)
     runner = build_runner(cfg)
     runner.train()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

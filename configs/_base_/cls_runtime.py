@@ -8,9 +8,15 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     # keep the best epoch by the challenge's score (weighted F1 of BinaryClassificationMetric)
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
-                    save_best='binary/weighted_f1', rule='greater'),
+                    save_best='binary/weighted_f1', rule='greater',
+                    # write to a temporary file, then rename: never a half-written .pth
+                    backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='VisualizationHook', enable=False))
+    visualization=dict(type='VisualizationHook', enable=False),
+    # stop with the iteration and lr when the loss turns NaN/inf (before a checkpoint is written)
+    non_finite_loss=dict(type='NonFiniteLossHook'),
+    # --resume continues exactly: random-generator state in checkpoints, mid-epoch restart
+    exact_resume=dict(type='ExactResumeHook'))
 # ms per image (after warm-up) next to the metrics of every val / test run
 custom_hooks = [dict(type='LatencyHook', warmup=5)]
 

@@ -7,9 +7,15 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=3,
-                    save_best='coco/bbox_mAP', rule='greater'),
+                    save_best='coco/bbox_mAP', rule='greater',
+                    # write to a temporary file, then rename: never a half-written .pth
+                    backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='DetVisualizationHook'))
+    visualization=dict(type='DetVisualizationHook'),
+    # stop with the iteration and lr when the loss turns NaN/inf (before a checkpoint is written)
+    non_finite_loss=dict(type='NonFiniteLossHook'),
+    # --resume continues exactly: random-generator state in checkpoints, mid-epoch restart
+    exact_resume=dict(type='ExactResumeHook'))
 # ms per image (batch 1, after warm-up) next to the COCO metrics of every val / test run
 custom_hooks = [dict(type='LatencyHook', warmup=5)]
 

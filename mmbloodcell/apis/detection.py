@@ -8,6 +8,17 @@ import numpy as np
 _DEFAULT_COLORS = [(60, 20, 220), (255, 144, 30), (0, 200, 0)]
 
 
+def palette_to_bgr(palette, num_classes: int) -> Optional[List[tuple]]:
+    """An mmdet ``dataset_meta['palette']`` (RGB triples, one per class) as BGR colours for
+    :func:`draw_detections`; None when it is not such a list (e.g. ``'random'``)."""
+    if not isinstance(palette, (list, tuple)) or len(palette) < num_classes:
+        return None
+    try:
+        return [tuple(int(c) for c in reversed(tuple(rgb)[:3])) for rgb in palette]
+    except (TypeError, ValueError):
+        return None
+
+
 def detections_to_list(pred_instances, classes: Sequence[str],
                        score_thr: float = 0.3) -> List[dict]:
     """``pred_instances`` (mmdet ``InstanceData``: bboxes (N, 4), scores (N,), labels (N,)) ->

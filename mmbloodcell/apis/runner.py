@@ -5,7 +5,11 @@ Both tools work for detection (``default_scope='mmdet'``) and classification
 only translate command-line flags into config fields, the way mmdet's and mmpretrain's own
 tools do.
 """
+import glob
+import logging
 import os.path as osp
+import zipfile
+from typing import Optional
 
 import torch
 from mmengine.config import Config
@@ -31,6 +35,85 @@ def _common(cfg: Config, args) -> Config:
     return cfg
 
 
+def init_cpu_distributed(cfg: Config) -> None:
+    """Start the gloo process group of a CPU-only distributed run before the Runner does.
+
+    mmengine 0.10.7's ``init_dist`` binds every process to a GPU (``torch.cuda.set_device``)
+    whatever the backend, and its model wrapping passes ``device_ids=[LOCAL_RANK]`` to
+    ``DistributedDataParallel``, so ``--launcher pytorch`` fails on a machine without CUDA.
+    When no GPU is visible this joins the group torchrun describes (``RANK``, ``WORLD_SIZE``,
+    ``MASTER_ADDR``, ``MASTER_PORT``) with the gloo backend, which the Runner then finds and
+    uses, and sets ``model_wrapper_cfg`` to wrap the CPU model with ``device_ids=None``. Does
+    nothing with a GPU, without a launcher, or when a group exists.
+    """
+    import torch.distributed as torch_dist
+    launcher = cfg.get('launcher', 'none')
+    if launcher == 'none' or torch.cuda.is_available() or torch_dist.is_initialized():
+        return
+    if launcher != 'pytorch':
+        raise RuntimeError(
+            f'--launcher {launcher} needs CUDA with mmengine 0.10.7 (it binds each process to a '
+            'GPU); on CPU-only machines start the processes with torchrun, i.e. '
+            'tools/dist_train.sh / tools/dist_test.sh (--launcher pytorch, gloo backend)')
+    dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}))
+    dist_cfg['backend'] = 'gloo'
+    torch_dist.init_process_group(**dist_cfg)
+    # mmengine also passes device_ids=[LOCAL_RANK] to DistributedDataParallel, which only
+    # accepts device_ids for GPU modules: a CPU model needs device_ids=None
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+
+
+def _complete_checkpoint(path: str) -> bool:
+    """A file torch can read back: torch's zip format ends with a central directory, which a
+    truncated (half-written) file lacks."""
+    return osp.isfile(path) and osp.getsize(path) > 0 and zipfile.is_zipfile(path)
+
+
+def find_resume_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` (without a path) continues from.
+
+    mmengine reads the path named by ``<work_dir>/last_checkpoint``. That file is written in
+    place by ``CheckpointHook``; if a job died while writing it (empty file), or the checkpoint
+    it names is missing or incomplete (written by a backend without atomic renames), the newest
+    complete ``epoch_*.pth`` / ``iter_*.pth`` of ``work_dir`` is used instead, with a warning.
+
+    Returns:
+        str | None: The checkpoint, or None when ``work_dir`` holds none (training starts from
+        scratch, as mmengine does).
+
+    Raises:
+        FileNotFoundError: ``last_checkpoint`` exists but no complete checkpoint does.
+    """
+    from mmengine.logging import print_log
+    marker = osp.join(work_dir, 'last_checkpoint')
+    named = None
+    if osp.isfile(marker):
+        with open(marker) as f:
+            named = f.read().strip() or None
+        if named and _complete_checkpoint(named):
+            return named
+    candidates = [p for p in glob.glob(osp.join(work_dir, '*.pth'))
+                  if osp.basename(p).startswith(('epoch_', 'iter_')) and _complete_checkpoint(p)]
+    if not candidates:
+        if osp.isfile(marker):
+            raise FileNotFoundError(
+                f'{marker} names {named!r}, which is missing or incomplete, and {work_dir} has '
+                'no other complete epoch_*.pth / iter_*.pth; fix: pass --resume CHECKPOINT, or '
+                'remove last_checkpoint to train from scratch')
+        return None
+    newest = max(candidates, key=lambda p: (osp.getmtime(p), p))
+    why = (f'{marker} names {named!r}, which is missing or incomplete' if osp.isfile(marker)
+           else f'{work_dir} has no last_checkpoint file')
+    print_log(f'--resume: {why}; resuming from the newest complete checkpoint {newest}',
+              logger='current',
+              level=logging.WARNING)
+    return newest
+
+
 def merge_train_args(cfg: Config, args) -> Config:
     """Apply ``tools/train.py`` flags to ``cfg``."""
     cfg = _common(cfg, args)
@@ -50,7 +133,8 @@ def merge_train_args(cfg: Config, args) -> Config:
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
         cfg.resume = True
-        cfg.load_from = None
+        # None: no checkpoint in work_dir yet, mmengine starts from scratch
+        cfg.load_from = find_resume_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
@@ -77,9 +161,23 @@ def merge_test_args(cfg: Config, args) -> Config:
     return cfg
 
 
+def shutdown_distributed() -> None:
+    """Leave the process group at the end of a distributed run.
+
+    Left to interpreter shutdown, gloo's worker threads can be torn down while still running
+    ("terminate called without an active exception", exit status -6 for a run that finished).
+    A barrier first, so that no rank leaves while another still needs it.
+    """
+    import torch.distributed as torch_dist
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
+
+
 def build_runner(cfg: Config) -> Runner:
     """Build the runner named by ``runner_type`` (default: mmengine's ``Runner``)."""
     out_file = cfg.pop('out_file', None)
+    init_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:

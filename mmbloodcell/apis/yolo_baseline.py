@@ -318,6 +318,23 @@ def _local_amp_check(model) -> bool:
     return ok and bool(torch.cuda.is_available())
 
 
+def _restore_pil_open() -> None:
+    """Undo ultralytics' process-wide patch of ``PIL.Image.open`` (set when it is imported).
+
+    The patch retries every unidentifiable file after installing ``pi-heif`` with pip: in this
+    process that would reach the network and turn the clear "cannot identify image file" of
+    the package's image checks into a ``ModuleNotFoundError``. BCCD has no HEIF images.
+    """
+    try:
+        from PIL import Image
+        from ultralytics.utils import patches
+    except ImportError:
+        return
+    original = getattr(patches, '_image_open', None)
+    if original is not None and Image.open is not original:
+        Image.open = original
+
+
 @contextlib.contextmanager
 def ultralytics_offline(config_dir: Optional[str] = None):
     """Import ultralytics with every network access switched off; yields the module.
@@ -349,6 +366,7 @@ def ultralytics_offline(config_dir: Optional[str] = None):
     except ImportError as e:
         raise ImportError('the YOLO baseline needs the optional `ultralytics` package: '
                           '`pip install -e .[yolo]` (or `pip install ultralytics`)') from e
+    _restore_pil_open()
     if ul_utils.ONLINE:
         logger.warning('ultralytics was imported before YOLO_OFFLINE was set and believes it is '
                        'online; import mmbloodcell.apis.yolo_baseline first to keep it offline')

@@ -1,5 +1,5 @@
 from . import transforms  # noqa: F401
-from .bccd import BCCDDataset  # noqa: F401
+from .bccd import BCCDDataError, BCCDDataset  # noqa: F401
 from .cnmc import CNMCDataError, CNMCDataset, parse_cnmc_name, split_patients  # noqa: F401
 from .samplers import ClassBalancedOverSampler  # noqa: F401
 from .stats import cnmc_mean_std  # noqa: F401

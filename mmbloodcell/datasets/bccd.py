@@ -1,12 +1,23 @@
 """BCCD blood-cell detection dataset (RBC, WBC, platelets) in COCO format."""
 import json
-from typing import List
+import math
+import os.path as osp
+from collections import defaultdict
+from typing import Dict, List, Optional
 
 from mmdet.datasets import CocoDataset
 from mmengine.fileio import get_local_path
+from mmengine.logging import MMLogger
 
 from mmbloodcell.registry import DET_DATASETS, register_module
-from .bccd_convert import CLASSES
+from .bccd_convert import CLASSES, ImageCheckError, inspect_image
+
+REGENERATE = ('regenerate the json with tools/dataset_converters/bccd_to_coco.py (it checks '
+              'every box and image)')
+
+
+class BCCDDataError(ValueError):
+    """A BCCD COCO file, box or image that cannot be used as it is."""
 
 
 @register_module(DET_DATASETS)
@@ -23,6 +34,37 @@ class BCCDDataset(CocoDataset):
     order of ``classes``; the same holds for ``CocoMetric``. A json whose categories are not in
     the order ``RBC, WBC, Platelets`` (or lacks one) would therefore give silently wrong labels,
     so loading checks the order and raises with the fix instead.
+
+    Checks of the json's boxes (always; cheap): mmdet's ``CocoDataset`` silently drops a box
+    whose ``category_id`` is not one of the classes' categories, with zero or sub-pixel width
+    or height, or lying outside the image, and keeps a box that sticks out of the image or
+    starts at a negative coordinate. Here each of these is a problem (``unknown_category``,
+    ``bad_box``, ``negative_box``, ``outside_box``) that names the json, the annotation id, the
+    image and the fix.
+
+    Checks of the image files (``check_images=True``; the header and end marker of every
+    image are read once at start-up, no pixel is decoded): a missing file (``missing_image``),
+    an empty, truncated or non-image file (``image_empty_file``, ``image_truncated``,
+    ``image_not_image``, ``image_unreadable``), an image whose size differs from the json's
+    ``width`` x ``height`` (``size_mismatch``: its boxes were drawn on another image) and, with
+    ``max_image_size``, an image wider or taller than that (``image_too_large``). Without the
+    check, such files fail later inside ``LoadImageFromFile`` (or, for a truncated JPEG, are
+    silently decoded with a grey bottom).
+
+    With ``on_error='raise'`` (default) the first problem raises :class:`BCCDDataError`; with
+    ``on_error='skip'`` the box (or the image, for image problems) is dropped, a warning is
+    logged and the message kept in :attr:`skipped` (kind -> list of messages; counts in
+    :attr:`skip_counts`).
+
+    Grayscale, RGBA, palette and 16-bit images need nothing special: ``LoadImageFromFile``
+    (``color_type='color'``) reads them as 8-bit 3-channel BGR.
+
+    Args:
+        on_error (str): 'raise' or 'skip'. Defaults to 'raise'.
+        check_images (bool): Check every image file at start-up. Defaults to False.
+        max_image_size (int, optional): With ``check_images``, reject images wider or taller
+            than this. Defaults to None.
+        **kwargs: Arguments of :class:`mmdet.datasets.CocoDataset`.
     """
 
     METAINFO = {
@@ -31,10 +73,37 @@ class BCCDDataset(CocoDataset):
         'palette': [(220, 20, 60), (30, 90, 255), (0, 190, 80)],
     }
 
-    def load_data_list(self) -> List[dict]:
-        self._check_categories()
-        return super().load_data_list()
+    def __init__(self,
+                 *args,
+                 on_error: str = 'raise',
+                 check_images: bool = False,
+                 max_image_size: Optional[int] = None,
+                 **kwargs) -> None:
+        if on_error not in ('raise', 'skip'):
+            raise ValueError(f"BCCDDataset: on_error={on_error!r}, expected 'raise' or 'skip'")
+        self.on_error = on_error
+        self.check_images = check_images
+        self.max_image_size = max_image_size
+        self.skipped: Dict[str, List[str]] = defaultdict(list)
+        super().__init__(*args, **kwargs)
 
+    def load_data_list(self) -> List[dict]:
+        self.skipped = defaultdict(list)
+        self._check_categories()
+        data_list = super().load_data_list()
+        if self.check_images:
+            data_list = [info for info in data_list if self._image_ok(info)]
+        if not data_list:
+            raise BCCDDataError(f'{self.ann_file}: no usable image'
+                                + (f' (skipped: {self.skip_counts})' if self.skipped else ''))
+        if self.skipped:
+            MMLogger.get_current_instance().warning(
+                f'BCCDDataset({osp.basename(self.ann_file)}): skipped {self.num_skipped} '
+                f'item(s) {self.skip_counts}; see dataset.skipped for the messages')
+        self.skipped = dict(self.skipped)
+        return data_list
+
+    # ------------------------------------------------------------------ checks
     def _check_categories(self) -> None:
         """Raise if the json's categories are not the dataset's classes in the same order."""
         with get_local_path(self.ann_file, backend_args=self.backend_args) as local_path:
@@ -49,3 +118,86 @@ class BCCDDataset(CocoDataset):
                 'order; mmdet maps labels by the order of the json categories, so labels would '
                 'be wrong. Fix: regenerate the file with '
                 'tools/dataset_converters/bccd_to_coco.py (or reorder its categories).')
+
+    def _fail(self, kind: str, message: str) -> None:
+        if self.on_error == 'raise':
+            raise BCCDDataError(message + ' (or set on_error="skip" in the dataset config to '
+                                'drop it)')
+        self.skipped[kind].append(message)
+        MMLogger.get_current_instance().warning(f'BCCDDataset: skipping {message}')
+
+    def _box_problem(self, ann: dict, width: float, height: float):
+        """``(kind, reason)`` for a bad COCO annotation, else None."""
+        if ann.get('category_id') not in self.cat_ids:
+            known = {c: self.metainfo['classes'][label] for c, label in self.cat2label.items()}
+            return 'unknown_category', (f"category_id {ann.get('category_id')!r} is not one of "
+                                        f'the classes\' categories {known}')
+        bbox = ann.get('bbox')
+        try:
+            x, y, w, h = (float(v) for v in bbox)
+            finite = all(math.isfinite(v) for v in (x, y, w, h))
+        except (TypeError, ValueError):
+            finite = False
+        if not finite:
+            return 'bad_box', f'bbox {bbox!r} is not four finite numbers [x, y, w, h]'
+        text = f'bbox [x, y, w, h] = {bbox}'
+        if w < 1 or h < 1:
+            return 'bad_box', (f'{text} is {"empty" if w <= 0 or h <= 0 else "below 1 px"} '
+                               '(inverted or zero-area box)')
+        if ann.get('area', w * h) <= 0:
+            return 'bad_box', f"area {ann.get('area')!r} is not positive"
+        if x < 0 or y < 0:
+            return 'negative_box', f'{text} has a negative coordinate'
+        tol = 1e-3
+        if x + w > width + tol or y + h > height + tol:
+            return 'outside_box', f'{text} extends past the image ({width}x{height})'
+        return None
+
+    def parse_data_info(self, raw_data_info: dict):
+        """Check each box of the image (see the class docstring), then parse as mmdet does."""
+        img_info = raw_data_info['raw_img_info']
+        kept = []
+        for ann in raw_data_info['raw_ann_info']:
+            found = self._box_problem(ann, img_info['width'], img_info['height'])
+            if found is None:
+                kept.append(ann)
+                continue
+            kind, reason = found
+            self._fail(kind, f"{self.ann_file}: annotation id {ann.get('id')} of image "
+                       f"{img_info['file_name']}: {reason}; fix: correct the box or "
+                       f'{REGENERATE}')
+        return super().parse_data_info(dict(raw_data_info, raw_ann_info=kept))
+
+    def _image_ok(self, info: dict) -> bool:
+        path = info['img_path']
+        if not osp.isfile(path):
+            self._fail('missing_image', f'{path}: image named in {self.ann_file} (img_id '
+                       f"{info['img_id']}) does not exist; fix: restore it, check data_root and "
+                       f'data_prefix, or {REGENERATE}')
+            return False
+        try:
+            width, height = inspect_image(path)
+        except ImageCheckError as e:
+            self._fail(e.kind, f'{path}: {e}')
+            return False
+        if (width, height) != (info['width'], info['height']):
+            self._fail('size_mismatch', f"{path}: is {width}x{height} but {self.ann_file} says "
+                       f"{info['width']}x{info['height']}, so its boxes belong to another "
+                       f'image; fix: restore the original image or {REGENERATE}')
+            return False
+        if self.max_image_size is not None and max(width, height) > self.max_image_size:
+            self._fail('image_too_large', f'{path}: is {width}x{height}, larger than '
+                       f'max_image_size={self.max_image_size}; fix: replace it with the image '
+                       f'at its original size, or raise max_image_size')
+            return False
+        return True
+
+    @property
+    def skip_counts(self) -> Dict[str, int]:
+        """Number of skipped items per kind."""
+        return {k: len(v) for k, v in sorted(self.skipped.items())}
+
+    @property
+    def num_skipped(self) -> int:
+        """Total number of skipped boxes and images."""
+        return sum(len(v) for v in self.skipped.values())

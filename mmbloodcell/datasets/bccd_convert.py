@@ -49,8 +49,9 @@ Images and files
 Problems at image level: unreadable XML, an XML whose image is missing on disk, an image that
 no XML references, two XMLs naming the same image (duplicate file names) or two images with the
 same stem, a zero-byte file, a file that is not an image (PIL cannot identify it), a truncated
-JPEG/PNG (no end-of-image marker; ``verify_decode=True`` decodes every image fully), an XML
-``<size>`` that disagrees with the image, an image with no (valid) object, and an ImageSets id
+JPEG/PNG (no end-of-image marker; ``verify_decode=True`` decodes every image fully), an image
+wider or taller than ``max_image_size`` (default 4096 px), an XML ``<size>`` that disagrees
+with the image, an image with no (valid) object, and an ImageSets id
 without annotation.
 
 With ``on_error='error'`` (default) all problems are collected and raised together in one
@@ -78,6 +79,10 @@ If the requested sizes do not add up to the number of valid images (e.g. after s
 scaled proportionally (largest remainder) with a warning. Image and annotation ids are global
 (1-based, in annotation-file name order), so the same image has the same id in every json.
 
+Image formats: grayscale, RGBA, palette and 16-bit images are accepted (their header is
+checked like any other); ``LoadImageFromFile`` (``color_type='color'``, the default) reads each
+of them as 8-bit 3-channel BGR, so the training pipeline sees the same kind of array for all.
+
 Determinism: the same input gives the same bytes out (keys sorted, fixed separators, no
 timestamps, files written to a temporary name and renamed).
 """
@@ -104,6 +109,10 @@ DEFAULT_SPLIT: Tuple[int, int, int] = (256, 74, 34)
 IMAGESET_NAMES: Tuple[str, ...] = ('train', 'val', 'test', 'trainval')
 IMAGE_EXTENSIONS: Tuple[str, ...] = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
 DEFAULT_CLIP_TOLERANCE = 16.0
+#: Images wider or taller than this are problems (``image_too_large``): BCCD's are 640x480, and
+#: a far larger file is a wrong export (a whole slide, an upscaled copy) that would only cost
+#: memory and time after the pipeline's Resize. ``max_image_size=None`` turns the check off.
+DEFAULT_MAX_IMAGE_SIZE = 4096
 BCCD_REPO_URL = 'https://github.com/Shenggan/BCCD_Dataset'
 BCCD_ARCHIVE_URL = BCCD_REPO_URL + '/archive/refs/heads/master.zip'
 ON_ERROR_CHOICES = ('error', 'skip')
@@ -394,7 +403,8 @@ def _with_file(p: Problem, subject: str, file: str) -> Problem:
 def load_voc(root: str,
              on_error: str = 'error',
              clip_tolerance: float = DEFAULT_CLIP_TOLERANCE,
-             verify_decode: bool = False) -> ConversionReport:
+             verify_decode: bool = False,
+             max_image_size: Optional[int] = DEFAULT_MAX_IMAGE_SIZE) -> ConversionReport:
     """Read and check a VOC-layout BCCD tree.
 
     Args:
@@ -405,6 +415,8 @@ def load_voc(root: str,
             clipped with a warning; further out they are problems.
         verify_decode (bool): Decode every image fully (slower) instead of checking the header
             and end marker.
+        max_image_size (int, optional): Images wider or taller than this are problems
+            (``image_too_large``). None turns the check off. Defaults to 4096.
 
     Returns:
         ConversionReport: ``records`` holds the valid images (ids assigned in name order),
@@ -507,6 +519,12 @@ def load_voc(root: str,
             width, height = inspect_image(osp.join(img_dir, image_name), verify_decode)
         except ImageCheckError as e:
             problem(Problem('image', image_name, e.kind, str(e)))
+            continue
+        if max_image_size and max(width, height) > max_image_size:
+            problem(Problem('image', image_name, 'image_too_large',
+                            f'is {width}x{height}, larger than the maximum {max_image_size} px '
+                            '(BCCD images are 640x480); fix: replace it with the microscope '
+                            'field at its original size, or raise --max-image-size'))
             continue
         if raw.size is None:
             warn(Problem('annotation', xml_name, 'size_from_image',
@@ -797,7 +815,8 @@ def convert(src: str,
             on_error: str = 'error',
             copy_images: bool = False,
             clip_tolerance: float = DEFAULT_CLIP_TOLERANCE,
-            verify_decode: bool = False) -> ConversionReport:
+            verify_decode: bool = False,
+            max_image_size: Optional[int] = DEFAULT_MAX_IMAGE_SIZE) -> ConversionReport:
     """Check ``src``, split it, and write the COCO files and the image folder into ``out_dir``.
 
     Args:
@@ -809,11 +828,12 @@ def convert(src: str,
         copy_images (bool): Copy the valid images instead of symlinking ``JPEGImages``.
         clip_tolerance (float): See :func:`load_voc`.
         verify_decode (bool): See :func:`load_voc`.
+        max_image_size (int, optional): See :func:`load_voc`.
 
     Returns:
         ConversionReport: with ``splits``, ``imagesets`` and ``outputs`` filled.
     """
-    report = load_voc(src, on_error, clip_tolerance, verify_decode)
+    report = load_voc(src, on_error, clip_tolerance, verify_decode, max_image_size)
     if not report.records:
         raise ValueError(f'no valid images in {src}; see the problems logged above')
     report.splits = stratified_split(report.records, split_sizes, seed)
@@ -942,6 +962,9 @@ def parse_args(argv=None):
     parser.add_argument('--verify-decode', action='store_true',
                         help='decode every image fully (slower; default reads headers and '
                         'checks end markers)')
+    parser.add_argument('--max-image-size', type=int, default=DEFAULT_MAX_IMAGE_SIZE,
+                        help='images wider or taller than this are problems; 0 turns the '
+                        'check off (default: %(default)s)')
     parser.add_argument('--download', action='store_true',
                         help=f'if SRC does not exist, download {BCCD_ARCHIVE_URL} into '
                         '--cache-dir and convert that')
@@ -968,7 +991,7 @@ def main(argv=None) -> int:
             return 1
     try:
         report = convert(src, args.out_dir, args.split, args.seed, args.on_error, args.copy,
-                         args.clip_tolerance, args.verify_decode)
+                         args.clip_tolerance, args.verify_decode, args.max_image_size or None)
     except (BCCDConversionError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

@@ -192,7 +192,7 @@ class CNMCDataset(BaseDataset):
     Errors: a wrong root, a missing or empty class folder, a missing or badly formed labels
     CSV always raise :class:`CNMCDataError`. Problems of single files - a name that does not
     parse, a class folder that contradicts the name, a CSV row whose image is missing or whose
-    label is not 0/1, and (with ``check_images=True``) an empty, truncated or non-image file -
+    label is not 0/1, an image of a labelled test folder that has no CSV row, and (with ``check_images=True``) an empty, truncated or non-image file -
     raise too with ``on_error='raise'``; with ``on_error='skip'`` the sample is dropped, a
     warning is logged and the count is kept in :attr:`skipped` (reason -> list of messages).
 
@@ -429,6 +429,13 @@ class CNMCDataset(BaseDataset):
                      image_id=parsed['image_id'], cell_id=parsed['cell_id'], fold=-1,
                      file_name=new_name, original_name=name,
                      number=int(number['number']) if number else None))
+        # an image without a row would be silently left out of the evaluation
+        for name in sorted(os.listdir(img_dir)):
+            if name.lower().endswith(self.img_suffix.lower()) and name not in seen:
+                self._fail('unlabelled_image',
+                           f'{osp.join(img_dir, name)}: image has no row in the labels CSV '
+                           f'{csv_path}; add its row ({",".join(CSV_HEADER)}) or move the file '
+                           f'out of the folder')
         return data_list
 
     # ------------------------------------------------------------------ patient split

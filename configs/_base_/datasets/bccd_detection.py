@@ -3,6 +3,10 @@
 # Split: the study's 256 / 74 / 34 train / val / test images (seeded, stratified); the
 # dataset's own ImageSets split is in annotations/imagesets_{train,val,test}.json.
 
+# Every image file is checked once at start-up (header and size, no decoding): an empty,
+# truncated or non-image file, or one larger than max_image_size (640x480 expected), stops
+# the run with its path and the fix instead of failing mid-epoch (on_error='skip' drops it).
+max_image_size = 4096
 dataset_type = 'BCCDDataset'
 data_root = 'data/bccd/'
 img_scale = (640, 480)  # BCCD's native size; mmdet's COCO default 1333x800 only costs time
@@ -39,6 +43,8 @@ train_dataloader = dict(
     batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(
         type=dataset_type,
+        check_images=True,
+        max_image_size=max_image_size,
         data_root=data_root,
         ann_file='annotations/train.json',
         data_prefix=dict(img='JPEGImages/'),
@@ -53,6 +59,8 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
+        check_images=True,
+        max_image_size=max_image_size,
         data_root=data_root,
         ann_file='annotations/val.json',
         data_prefix=dict(img='JPEGImages/'),
@@ -67,6 +75,8 @@ test_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
+        check_images=True,
+        max_image_size=max_image_size,
         data_root=data_root,
         ann_file='annotations/test.json',
         data_prefix=dict(img='JPEGImages/'),

@@ -13,6 +13,10 @@
 # patient on both sides, stratified by class, seed 0); test = the labelled preliminary test.
 # For predictions on the unlabelled final test use
 #   test_dataloader.dataset.split=final_test test_evaluator=[] and tools/test.py --out preds.pkl
+# Every image file is checked once at start-up (header and size, no decoding): an empty,
+# truncated or non-image file, or one larger than max_image_size (450x450 expected), stops
+# the run with its path and the fix instead of failing mid-epoch (on_error='skip' drops it).
+max_image_size = 4096
 dataset_type = 'CNMCDataset'
 data_root = 'data/cnmc/'
 img_size = 224
@@ -50,6 +54,8 @@ train_dataloader = dict(
     collate_fn=dict(type='default_collate'),
     dataset=dict(
         type=dataset_type,
+        check_images=True,
+        max_image_size=max_image_size,
         data_root=data_root,
         split='train',
         folds=(0, 1, 2),
@@ -63,6 +69,8 @@ val_dataloader = dict(
     collate_fn=dict(type='default_collate'),
     dataset=dict(
         type=dataset_type,
+        check_images=True,
+        max_image_size=max_image_size,
         data_root=data_root,
         split='train',
         folds=(0, 1, 2),
@@ -77,6 +85,8 @@ test_dataloader = dict(
     collate_fn=dict(type='default_collate'),
     dataset=dict(
         type=dataset_type,
+        check_images=True,
+        max_image_size=max_image_size,
         data_root=data_root,
         split='prelim_test',
         test_mode=True,

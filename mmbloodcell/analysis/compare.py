@@ -1,0 +1,283 @@
+# Copyright (c) mmbloodcell contributors. All rights reserved.
+"""The papers' comparison tables from several work dirs, as markdown.
+
+- **Detection** (BCCD): one row per detector with mAP, mAP50, mAP75 and milliseconds per image,
+  each beside the BCCD study's number.
+- **Classification** (C-NMC): the loss x backbone F1 table of the loss study (rows =
+  backbones, columns = losses, our F1 beside the paper's), plus one line per run with
+  precision / recall / specificity / AUC / ms per image (the backbone comparison's columns).
+
+Each work dir is described from what the run left there (see :mod:`.logs`): the config mmengine
+dumped (``<work_dir>/<config name>.py``, ``<timestamp>/vis_data/config.py``) names the model,
+backbone and loss (:func:`mmbloodcell.analysis.describe.describe_config`); the metrics are those
+of the newest test run (``<timestamp>/<timestamp>.json``), else the last validation. A YOLO
+baseline run dir of ``tools/yolo_baseline.py`` (``test_metrics.json`` + ``args.yaml``) is a
+detection row too.
+"""
+import math
+import os.path as osp
+import re
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from mmengine.config import Config
+
+from .describe import describe_config
+from .logs import final_metrics, find_config, is_yolo_run, load_yolo_run
+
+__all__ = ['REFERENCE', 'summarize_run', 'detection_rows', 'classification_matrix',
+           'classification_rows', 'detection_markdown', 'classification_markdown',
+           'compare_markdown', 'LOSS_ORDER']
+
+#: The papers' numbers, shown beside ours. Missing entries are printed as '-'.
+#:
+#: - ``detection``: the BCCD study (test split of 34 images): mAP (IoU 0.50:0.95), mAP50,
+#:   mAP75 and ms per image (the study gives seconds per image on its own GPU: 0.343 s Sparse
+#:   R-CNN, 0.137 s SSD; no timing is given for the YOLO models). Its SSD and Sparse R-CNN are
+#:   trained with Focal + GIoU + L1.
+#: - ``classification``: F1 in percent. ``(backbone, loss)`` of the C-NMC loss study's Table 2
+#:   (DenseNet-201 and EfficientNet-B2 with BCE / WBCE / Focal / Hinge / FHL), and the study's
+#:   ensemble of the two FHL models: 91.94 on the final test (5th on the challenge
+#:   leaderboard). Split of Table 2 as reported by the study.
+REFERENCE: Dict[str, dict] = {
+    'detection': OrderedDict([
+        ('Sparse R-CNN', dict(mAP=0.591, mAP50=0.831, mAP75=0.715, ms=343.0)),
+        ('SSD', dict(mAP=0.326, mAP50=0.638, mAP75=0.278, ms=137.0)),
+        ('YOLOv8', dict(mAP=0.629, mAP50=0.917, mAP75=0.700)),
+        ('YOLOv7', dict(mAP=0.583, mAP50=0.880, mAP75=0.677)),
+        ('YOLOF', dict(mAP=0.575, mAP50=0.890, mAP75=0.657)),
+        ('YOLOv3', dict(mAP=0.459, mAP50=0.867, mAP75=0.453)),
+    ]),
+    'classification': OrderedDict([
+        (('DenseNet-201', 'BCE'), 85.59),
+        (('DenseNet-201', 'WBCE'), 86.86),
+        (('DenseNet-201', 'Focal'), 88.53),
+        (('DenseNet-201', 'Hinge'), 89.65),
+        (('DenseNet-201', 'FHL'), 90.70),
+        (('EfficientNet-B2', 'BCE'), 86.78),
+        (('EfficientNet-B2', 'WBCE'), 85.29),
+        (('EfficientNet-B2', 'Focal'), 86.13),
+        (('EfficientNet-B2', 'Hinge'), 87.43),
+        (('EfficientNet-B2', 'FHL'), 89.38),
+        (('Ensemble(DenseNet-201 + EfficientNet-B2)', 'FHL'), 91.94),
+    ]),
+}
+
+#: Column order of the loss x backbone table (others follow in order of appearance).
+LOSS_ORDER = ('BCE', 'WBCE', 'Focal', 'Hinge', 'FHL')
+
+DET_KEYS = OrderedDict([('mAP', 'coco/bbox_mAP'), ('mAP50', 'coco/bbox_mAP_50'),
+                        ('mAP75', 'coco/bbox_mAP_75'), ('ms', 'speed/latency_ms')])
+CLS_KEYS = ('f1', 'weighted_f1', 'precision', 'recall', 'specificity', 'accuracy', 'auc')
+
+
+def _yolo_family(model: Optional[str]) -> str:
+    m = re.search(r'yolo[_-]?v?(\d+)', str(model or ''), re.IGNORECASE)
+    return f'YOLOv{m.group(1)}' if m else 'YOLO'
+
+
+def summarize_run(path: str, prefer: str = 'test') -> Dict[str, object]:
+    """Describe one work dir (or YOLO baseline run dir).
+
+    Returns:
+        dict: ``path``, ``name`` (config name), ``task``, ``model``, ``backbone``, ``loss``,
+        ``metrics`` (the metrics dict as logged), ``source`` (``'test'`` or
+        ``'val (epoch N)'``), ``config`` (path or None) and the other fields of
+        :func:`~mmbloodcell.analysis.describe.describe_config`.
+    """
+    if is_yolo_run(path):
+        metrics, settings, model = load_yolo_run(path)
+        arch = osp.splitext(osp.basename(model))[0] if model else '-'
+        return dict(path=path, name=osp.basename(osp.abspath(path)), task='detection',
+                    model=_yolo_family(model), backbone=arch, loss='-', metrics=metrics,
+                    source='test (tools/yolo_baseline.py)', config=None, settings=settings)
+    metrics, source, log = final_metrics(path, prefer=prefer)
+    cfg_path, name = find_config(path, log)
+    cfg = Config.fromfile(cfg_path)
+    info = describe_config(cfg, base_dir=osp.dirname(cfg_path))
+    if info['task'] == 'unknown':
+        if any(str(k).startswith('coco/') for k in metrics):
+            info['task'] = 'detection'
+        elif any(str(k).startswith('binary/') for k in metrics):
+            info['task'] = 'classification'
+    return dict(path=path, name=name, metrics=metrics, source=source, config=cfg_path,
+                log_dir=log.log_dir, **info)
+
+
+def _num(value) -> Optional[float]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _fmt(value, digits: int) -> str:
+    v = _num(value)
+    return '-' if v is None else f'{v:.{digits}f}'
+
+
+def detection_rows(runs: Sequence[dict], reference: bool = True) -> List[Dict[str, object]]:
+    """One row per detection run (``model``, ``backbone``, ``loss``, ``name``, ``source``,
+    ``mAP``, ``mAP50``, ``mAP75``, ``ms`` and the paper's ``ref_<key>``), then, with
+    ``reference``, one row per reference model that no run matched (our cells None).
+    COCO's -1 (no ground truth) is None."""
+    rows = []
+    seen = set()
+    ref = REFERENCE['detection']
+    for run in runs:
+        if run['task'] != 'detection':
+            continue
+        row = dict(model=run['model'], backbone=run.get('backbone', '-'),
+                   loss=run.get('loss', '-'), name=run['name'], source=run['source'],
+                   path=run['path'])
+        for key, metric in DET_KEYS.items():
+            v = _num(run['metrics'].get(metric))
+            row[key] = None if v is None or (key != 'ms' and v < 0) else v
+            row[f'ref_{key}'] = ref.get(run['model'], {}).get(key) if reference else None
+        rows.append(row)
+        seen.add(run['model'])
+    if reference:
+        for model, nums in ref.items():
+            if model in seen:
+                continue
+            row = dict(model=model, backbone='-', loss='-', name='(paper only)', source='-',
+                       path=None)
+            for key in DET_KEYS:
+                row[key] = None
+                row[f'ref_{key}'] = nums.get(key)
+            rows.append(row)
+    return rows
+
+
+def detection_markdown(rows: Sequence[dict]) -> str:
+    """The detector table as markdown (3 decimals for mAPs, 1 for milliseconds)."""
+    head = ('| Model | Backbone | Losses | Run | mAP | mAP (paper) | mAP50 | mAP50 (paper) | '
+            'mAP75 | mAP75 (paper) | ms / image | ms / image (paper) | Metrics from |')
+    lines = [head, '|' + '---|' * 13]
+    for r in rows:
+        cells = [r['model'], r['backbone'], r['loss'], r['name']]
+        for key in DET_KEYS:
+            digits = 1 if key == 'ms' else 3
+            cells += [_fmt(r[key], digits), _fmt(r[f'ref_{key}'], digits)]
+        cells.append(r['source'])
+        lines.append('| ' + ' | '.join(str(c) for c in cells) + ' |')
+    return '\n'.join(lines)
+
+
+def _cls_value(run: dict, metric: str) -> Optional[float]:
+    return _num(run['metrics'].get(f'binary/{metric}'))
+
+
+def classification_matrix(runs: Sequence[dict], metric: str = 'weighted_f1',
+                          reference: bool = True
+                          ) -> Tuple[List[str], List[str], Dict[Tuple[str, str], dict]]:
+    """The loss x backbone table: ``(backbones, losses, cells)`` with ``cells[(backbone,
+    loss)] = dict(ours=value or None, ref=paper or None, name=run name, names=all runs of the
+    cell)``. A later run of the same backbone and loss replaces an earlier one in the cell
+    (:func:`classification_markdown` says so under the table). With ``reference``, the
+    paper's backbones and losses are rows / columns too."""
+    cells: Dict[Tuple[str, str], dict] = OrderedDict()
+    backbones: List[str] = []
+    losses: List[str] = []
+
+    def add(backbone, loss):
+        if backbone not in backbones:
+            backbones.append(backbone)
+        if loss not in losses:
+            losses.append(loss)
+
+    for run in runs:
+        if run['task'] != 'classification':
+            continue
+        key = (str(run['backbone']), str(run['loss']))
+        add(*key)
+        replaced = cells[key]['names'] if key in cells else []
+        cells[key] = dict(ours=_cls_value(run, metric), ref=None, name=run['name'],
+                          names=replaced + [run['name']])
+    ref = REFERENCE['classification'] if reference else {}
+    if reference:
+        for key, value in ref.items():
+            add(*key)
+            cells.setdefault(key, dict(ours=None, ref=None, name=None, names=[]))['ref'] = value
+    for key, cell in cells.items():
+        cell['ref'] = ref.get(key)
+    ordered_losses = [x for x in LOSS_ORDER if x in losses] + [x for x in losses
+                                                             if x not in LOSS_ORDER]
+    return backbones, ordered_losses, cells
+
+
+def classification_markdown(backbones: Sequence[str], losses: Sequence[str],
+                            cells: Dict[Tuple[str, str], dict]) -> str:
+    """The loss x backbone table as markdown: per loss, our value and the paper's."""
+    head = ['Backbone']
+    for loss in losses:
+        head += [loss, f'{loss} (paper)']
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for b in backbones:
+        row = [b]
+        for loss in losses:
+            cell = cells.get((b, loss), {})
+            row += [_fmt(cell.get('ours'), 2), _fmt(cell.get('ref'), 2)]
+        lines.append('| ' + ' | '.join(row) + ' |')
+    for (b, loss), cell in cells.items():
+        if len(cell.get('names') or []) > 1:
+            lines += ['', f"{b} / {loss}: {len(cell['names'])} runs "
+                      f"({', '.join(cell['names'])}); the table shows the last, "
+                      f'{cell["name"]}; all are listed under Runs.']
+    return '\n'.join(lines)
+
+
+def classification_rows(runs: Sequence[dict]) -> List[Dict[str, object]]:
+    """One row per classification run: ``name``, ``backbone``, ``loss``, the rates of
+    :data:`CLS_KEYS` (percent, as logged), ``ms`` and ``source``."""
+    rows = []
+    for run in runs:
+        if run['task'] != 'classification':
+            continue
+        row = dict(name=run['name'], backbone=run['backbone'], loss=run['loss'],
+                   source=run['source'], path=run['path'])
+        for key in CLS_KEYS:
+            row[key] = _cls_value(run, key)
+        row['ms'] = _num(run['metrics'].get('speed/latency_ms'))
+        rows.append(row)
+    return rows
+
+
+def _cls_runs_markdown(rows: Sequence[dict]) -> str:
+    head = ('| Run | Backbone | Loss | F1 | weighted F1 | Precision | Recall | Specificity | '
+            'Accuracy | AUC | ms / image | Metrics from |')
+    lines = [head, '|' + '---|' * 12]
+    for r in rows:
+        cells = [r['name'], r['backbone'], r['loss']] + [_fmt(r[k], 2) for k in CLS_KEYS]
+        cells += [_fmt(r['ms'], 1), r['source']]
+        lines.append('| ' + ' | '.join(str(c) for c in cells) + ' |')
+    return '\n'.join(lines)
+
+
+def compare_markdown(paths: Sequence[str], prefer: str = 'test', metric: str = 'weighted_f1',
+                     reference: bool = True) -> str:
+    """The whole comparison: a detection section and / or a classification section, for the
+    work dirs ``paths`` (each summarised by :func:`summarize_run`)."""
+    runs = [summarize_run(p, prefer=prefer) for p in paths]
+    out = []
+    det = [r for r in runs if r['task'] == 'detection']
+    cls = [r for r in runs if r['task'] == 'classification']
+    other = [r for r in runs if r['task'] not in ('detection', 'classification')]
+    if det:
+        out += ['## Detection (BCCD)', '',
+                detection_markdown(detection_rows(det, reference=reference)), '',
+                'mAP = COCO mAP@[0.50:0.95]; ms / image = batch-1 latency after warm-up '
+                '(LatencyHook / tools/yolo_baseline.py). The paper\'s times are seconds per '
+                'image on its own hardware, converted to ms; "-" = not reported / not run.',
+                '']
+    if cls:
+        names = {'weighted_f1': 'weighted F1 (%)', 'f1': 'F1 of class all (%)'}
+        out += [f'## Classification (C-NMC): loss x backbone, {names.get(metric, metric)}',
+                '', classification_markdown(*classification_matrix(cls, metric, reference)),
+                '', '### Runs', '', _cls_runs_markdown(classification_rows(cls)), '',
+                'Paper: the C-NMC loss study\'s F1 (Table 2) and its DenseNet-201 + '
+                'EfficientNet-B2 ensemble (91.94 on the final test); "-" = not reported / not '
+                'run.', '']
+    for r in other:
+        out.append(f"- {r['path']}: task not recognised (default_scope of {r['config']})")
+    return '\n'.join(out).rstrip() + '\n'

@@ -1,0 +1,214 @@
+# Copyright (c) mmbloodcell contributors. All rights reserved.
+"""One self-contained HTML page per run: what was trained, how well, and how it looks.
+
+The page holds the config summary, the metrics table (the newest test run, else the last
+validation), the training curves, the result plots of a predictions pickle (detection:
+precision-recall curves; classification: ROC curve and confusion matrix), a grid of sample
+predictions, and the full config. Every figure is embedded as a ``data:image/png;base64`` URI:
+the file can be mailed or archived alone, no other file or network access is needed.
+"""
+import base64
+import datetime
+import html
+import os
+import os.path as osp
+from collections import OrderedDict
+from typing import Dict, List, Optional
+
+from mmengine.config import Config
+
+from .compare import summarize_run
+from .logs import is_yolo_run
+from .plots import figure_to_png
+from .results import (curve_figures, find_predictions, load_predictions, result_figures)
+
+__all__ = ['build_report', 'write_report', 'png_data_uri']
+
+_CAPTIONS = {
+    'loss': 'Training loss per iteration (total and parts).',
+    'lr': 'Learning rate per iteration.',
+    'val_metrics': 'Validation metrics after each evaluation.',
+    'pr_curves': 'Per-class precision-recall curves of the test predictions (COCOeval).',
+    'roc': 'ROC curve of p(all) on the test predictions, with the operating point.',
+    'confusion_matrix': 'Confusion matrix (rows: ground truth, columns: prediction).',
+    'samples': 'Sample predictions.',
+}
+
+_CSS = """
+body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1200px; color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd;
+     padding-bottom: 0.2em; margin-top: 1.6em; }
+.meta { color: #666; font-size: 0.9em; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.7em; text-align: left; }
+th { background: #f3f3f3; } td.num { text-align: right; font-family: monospace; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; }
+.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.4em 0.8em; }
+pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.8em; }
+"""
+
+
+def png_data_uri(png: bytes) -> str:
+    """``data:image/png;base64,...`` of PNG bytes."""
+    return 'data:image/png;base64,' + base64.b64encode(png).decode('ascii')
+
+
+def _esc(value) -> str:
+    return html.escape(str(value))
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f'{value:.4f}'.rstrip('0').rstrip('.') if abs(value) < 1e6 else f'{value:.4g}'
+    return str(value)
+
+
+def _table(rows: List[tuple], header: Optional[tuple] = None) -> str:
+    out = ['<table>']
+    if header:
+        out.append('<tr>' + ''.join(f'<th>{_esc(h)}</th>' for h in header) + '</tr>')
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            cls = ' class="num"' if i > 0 and isinstance(cell, (int, float)) else ''
+            cells.append(f'<td{cls}>{_esc(_fmt(cell))}</td>')
+        out.append('<tr>' + ''.join(cells) + '</tr>')
+    out.append('</table>')
+    return '\n'.join(out)
+
+
+def _figure(name: str, fig, title: str) -> str:
+    uri = png_data_uri(figure_to_png(fig))
+    caption = _CAPTIONS.get(name, name)
+    return (f'<figure id="fig-{_esc(name)}"><img alt="{_esc(title)}: {_esc(name)}" '
+            f'src="{uri}"><figcaption>{_esc(caption)}</figcaption></figure>')
+
+
+def _metrics_rows(metrics: Dict[str, object]) -> List[tuple]:
+    rows = []
+    for key, value in metrics.items():
+        if key in ('data_time', 'time', 'step') or isinstance(value, (list, dict)):
+            continue
+        rows.append((key, 'n/a' if value is None else value))
+    return rows
+
+
+def build_report(work_dir: str, preds_path: Optional[str] = None,
+                 ann_file: Optional[str] = None, score_thr: float = 0.3,
+                 num_samples: int = 6, prefer: str = 'test') -> str:
+    """The HTML page of the run in ``work_dir``.
+
+    Args:
+        work_dir (str): The run's work dir (``--work-dir`` of tools/train.py / tools/test.py).
+        preds_path (str, optional): Predictions pickle of ``tools/test.py --out``. Defaults to
+            the newest ``<work_dir>/*.pkl``; without one the page has no result plots.
+        ann_file (str, optional): COCO ground truth for detection predictions. Defaults to
+            the config's test evaluator's ``ann_file``.
+        score_thr (float): Score threshold of the drawn boxes. Defaults to 0.3.
+        num_samples (int): Images in the sample grid. Defaults to 6.
+        prefer (str): ``'test'`` or ``'val'`` metrics first. Defaults to ``'test'``.
+
+    Returns:
+        str: The HTML document.
+    """
+    if is_yolo_run(work_dir):
+        raise ValueError(f'{work_dir} is a YOLO baseline run (ultralytics); report.py reads '
+                         f'mmengine work dirs. Its metrics are in test_metrics.json and '
+                         f'tools/analysis/compare.py tabulates them.')
+    run = summarize_run(work_dir, prefer=prefer)
+    cfg = Config.fromfile(run['config'])
+    title = str(run['name'])
+    notes: List[str] = []
+    sections: List[str] = []
+
+    # config summary
+    summary_keys = ('task', 'model', 'model_type', 'backbone', 'neck', 'head', 'loss',
+                    'dataset', 'input_size', 'batch_size', 'optimizer', 'lr', 'max_epochs')
+    rows = [(k, run.get(k, '-')) for k in summary_keys]
+    rows += [('work dir', osp.abspath(work_dir)), ('config', run['config'])]
+    sections.append('<h2>Configuration</h2>\n' + _table(rows, ('field', 'value')))
+
+    # metrics
+    metrics = run['metrics']
+    parts = [f'<h2>Metrics</h2>\n<p class="meta">From: {_esc(run["source"])} '
+             f'({_esc(run.get("log_dir", ""))})</p>',
+             _table(_metrics_rows(metrics), ('metric', 'value'))]
+    if run['task'] == 'detection':
+        per_class = [(k[len('coco/'):-len('_precision')], v) for k, v in metrics.items()
+                     if k.startswith('coco/') and k.endswith('_precision')]
+        if per_class:
+            parts.append('<h3>Per-class AP (IoU 0.50:0.95)</h3>\n' +
+                         _table(per_class, ('class', 'AP')))
+    cm = metrics.get('binary/confusion_matrix')
+    if isinstance(cm, list) and len(cm) == 2:
+        (tn, fp), (fn, tp) = cm
+        parts.append('<h3>Confusion matrix</h3>\n' + _table(
+            [('gt hem', tn, fp), ('gt all', fn, tp)], ('', 'pred hem', 'pred all')))
+    sections.append('\n'.join(parts))
+
+    # training curves
+    figs: 'OrderedDict[str, object]' = OrderedDict()
+    try:
+        figs.update(curve_figures(work_dir, title=title))
+    except FileNotFoundError as e:
+        notes.append(f'No training curves: {e}')
+
+    # result plots
+    preds_path = preds_path or find_predictions(work_dir)
+    preds = None
+    if preds_path:
+        preds = load_predictions(preds_path)
+    else:
+        notes.append(f'No predictions pickle in {work_dir}: for result plots run '
+                     f'`python tools/test.py CONFIG CKPT --work-dir {work_dir} --out '
+                     f'{osp.join(work_dir, "preds.pkl")}` (or pass --preds).')
+    binary_json = None
+    log_dir = run.get('log_dir')
+    if log_dir and osp.isfile(osp.join(log_dir, 'binary_metrics.json')):
+        binary_json = osp.join(log_dir, 'binary_metrics.json')
+    try:
+        figs.update(result_figures(preds or [], cfg=cfg, ann_file=ann_file, score_thr=score_thr,
+                                   num_samples=num_samples, title=title,
+                                   binary_metrics_json=binary_json))
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        notes.append(f'No result plots: {e}')
+
+    curves = [n for n in ('loss', 'lr', 'val_metrics') if n in figs]
+    results = [n for n in figs if n not in curves and n != 'samples']
+    if curves:
+        sections.append('<h2>Training curves</h2>\n' +
+                        '\n'.join(_figure(n, figs[n], title) for n in curves))
+    if results:
+        src = f' ({_esc(preds_path)})' if preds_path else ''
+        sections.append(f'<h2>Results</h2>\n<p class="meta">Predictions{src}</p>\n' +
+                        '\n'.join(_figure(n, figs[n], title) for n in results))
+    if 'samples' in figs:
+        sections.append('<h2>Sample predictions</h2>\n' + _figure('samples', figs['samples'],
+                                                                 title))
+
+    with open(run['config']) as f:
+        cfg_text = f.read()
+    sections.append('<h2>Full config</h2>\n<details><summary>show</summary><pre>'
+                    f'{_esc(cfg_text)}</pre></details>')
+
+    note_html = ''.join(f'<p class="note">{_esc(n)}</p>' for n in notes)
+    now = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
+    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<title>{_esc(title)} - mmbloodcell report</title><style>{_CSS}</style></head>'
+            f'<body><h1>{_esc(title)}</h1><p class="meta">{_esc(run["task"])} run '
+            f'&middot; {_esc(osp.abspath(work_dir))} &middot; report generated {now} by '
+            f'tools/analysis/report.py</p>{note_html}\n' + '\n'.join(sections) +
+            '\n</body></html>\n')
+
+
+def write_report(work_dir: str, out_file: Optional[str] = None, **kwargs) -> str:
+    """Write :func:`build_report` to ``out_file`` (default ``<work_dir>/report.html``);
+    returns the path."""
+    out_file = out_file or osp.join(work_dir, 'report.html')
+    page = build_report(work_dir, **kwargs)
+    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+    with open(out_file, 'w', encoding='utf-8') as f:
+        f.write(page)
+    return out_file

@@ -1,0 +1,121 @@
+"""The ``mmbloodcell`` command (console script; ``tools/infer.py`` is the same as a script).
+
+::
+
+    mmbloodcell detect CONFIG CKPT IMAGES... --out DIR [--score-thr 0.3] [--device cpu]
+    mmbloodcell classify CONFIG CKPT IMAGES... --out DIR [--threshold T] [--saliency]
+                         [--batch-size 8] [--device cpu]
+
+``IMAGES`` are image files and / or folders (searched recursively for .jpg, .jpeg, .png, .bmp,
+.tif, .tiff). ``detect`` writes ``detections.json`` (boxes of every image), ``counts.csv``
+(RBC / WBC / Platelets / total per image) and ``annotated/<image>.png``. ``classify`` writes
+``predictions.json`` / ``predictions.csv`` (probability of ALL and the label at the threshold),
+``patients.csv`` when the file names carry C-NMC patient ids, and with ``--saliency`` a
+Grad-CAM image ``<image>_gradcam.png`` per cell. For an ensemble config, CKPT may be ``-``
+when the config names its members' checkpoints. See
+:func:`mmbloodcell.apis.inference.run_detection` and
+:func:`~mmbloodcell.apis.inference.run_classification` for the file formats.
+
+An unreadable image (missing, empty, truncated, not an image) gets ``status=error`` and the
+reason in the outputs; the others are processed. Exit status: 0 when at least one image was
+processed, 1 when none could be, 2 for a usage error.
+"""
+import argparse
+import sys
+from typing import List, Optional
+
+__all__ = ['main', 'build_parser']
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mmengine.config import DictAction
+
+    parser = argparse.ArgumentParser(
+        prog='mmbloodcell',
+        description='Blood-cell detection (BCCD) and leukemia classification (C-NMC) on '
+        'image files with trained mmbloodcell models')
+    sub = parser.add_subparsers(dest='command', metavar='{detect,classify}')
+    sub.required = True
+
+    def common(p, ckpt_help):
+        p.add_argument('config', help='the config the model was trained with')
+        p.add_argument('checkpoint', help=ckpt_help)
+        p.add_argument('images', nargs='+', help='image files and / or folders')
+        p.add_argument('--out', '-o', required=True, help='output folder (created)')
+        p.add_argument('--device', default=None,
+                       help="'cpu', 'cuda:0', ... (default: the GPU if any, else the CPU)")
+        p.add_argument('--progress', dest='progress', action='store_true', default=None,
+                       help='show a progress bar (default: when a folder is given)')
+        p.add_argument('--no-progress', dest='progress', action='store_false',
+                       help='never show a progress bar')
+        p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                       help='override config settings, key=value pairs, e.g. '
+                       'model.members.0.checkpoint=work_dirs/a/best.pth')
+
+    det = sub.add_parser('detect', help='count and draw RBC / WBC / platelets',
+                         description='Detect blood cells; write detections.json, counts.csv '
+                         'and annotated/<image>.png')
+    common(det, 'trained detector checkpoint (.pth)')
+    det.add_argument('--score-thr', type=float, default=0.3,
+                     help='keep boxes with score >= this (default 0.3)')
+    det.add_argument('--no-annotated', action='store_true',
+                     help='do not write the annotated images')
+
+    cls = sub.add_parser('classify', help='probability of ALL per cell image',
+                         description='Classify C-NMC cells (hem / all); write '
+                         'predictions.json, predictions.csv, patients.csv and Grad-CAM images')
+    common(cls, "trained classifier checkpoint (.pth); for an ensemble config '-' (or "
+           "'none') when the config names its members' checkpoints")
+    cls.add_argument('--threshold', type=float, default=None,
+                     help="decision threshold on the probability of ALL (default: the "
+                     "model's, e.g. BinaryClsHead.threshold)")
+    cls.add_argument('--saliency', action='store_true',
+                     help='write a Grad-CAM map (last conv stage) per image: '
+                     '<image>_gradcam.png')
+    cls.add_argument('--batch-size', type=int, default=8, help='images per forward pass')
+    return parser
+
+
+def _summary(doc: dict, out: str, files: List[str]) -> str:
+    failed = [r for r in doc['images'] if r['status'] != 'ok']
+    lines = [f"{doc['num_images']} image(s): {doc['num_images'] - len(failed)} processed, "
+             f'{len(failed)} failed; results in {out} ({", ".join(files)})']
+    for r in failed:
+        lines.append(f"  {r['image']}: {r['error']}")
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run ``mmbloodcell``; returns the exit status (see the module docstring)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    from mmbloodcell.apis.inference import run_classification, run_detection
+
+    try:
+        if args.command == 'detect':
+            doc = run_detection(args.config, args.checkpoint, args.images, args.out,
+                                score_thr=args.score_thr, device=args.device,
+                                cfg_options=args.cfg_options, progress=args.progress,
+                                save_annotated=not args.no_annotated)
+            files = ['detections.json', 'counts.csv'] + ([] if args.no_annotated else
+                                                        ['annotated/'])
+        else:
+            doc = run_classification(args.config, args.checkpoint, args.images, args.out,
+                                     threshold=args.threshold, saliency=args.saliency,
+                                     device=args.device, cfg_options=args.cfg_options,
+                                     batch_size=args.batch_size, progress=args.progress)
+            files = ['predictions.json', 'predictions.csv']
+            if doc['patients']:
+                files.append('patients.csv')
+            if args.saliency:
+                files.append('*_gradcam.png')
+    except (FileNotFoundError, ValueError) as e:
+        print(f'mmbloodcell {args.command}: error: {e}', file=sys.stderr)
+        return 2
+    print(_summary(doc, args.out, files))
+    return 0 if doc['num_failed'] < doc['num_images'] else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

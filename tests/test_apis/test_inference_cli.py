@@ -1,0 +1,573 @@
+"""``mmbloodcell detect`` / ``mmbloodcell classify`` end to end on real images.
+
+Checkpoints come from short CPU trainings run here (module-scoped, once): the FCOS CPU demo
+config on two real BCCD images at 320x240, and two SimpleNet C-NMC models (different seeds) at
+64 px on synthetic cells. The installed console script runs in a subprocess; ``main()`` runs
+in-process for the reference and ensemble runs. Real inputs: three BCCD smears and the six
+C-NMC cells, next to a zero-byte ``.jpg`` and a text file named ``.png``.
+"""
+import copy
+import csv
+import glob
+import importlib.util
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose, pseudo_collate
+from mmengine.registry import DefaultScope
+from mmengine.runner.checkpoint import load_checkpoint
+
+import mmbloodcell  # noqa: F401
+from mmbloodcell.apis.cli import main
+from mmbloodcell.apis.gradcam import cam_to_image, grad_cam
+from mmbloodcell.apis.inference import CellClassifier, output_stems
+from mmbloodcell.apis.runner import build_runner
+from mmbloodcell.datasets.synthetic import make_synthetic_cnmc
+from mmbloodcell.registry import CLS_MODELS
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+FCOS_DEMO = osp.join(REPO, 'configs', 'fcos', 'fcos_r18_fpn_gn_320_12e_bccd_cpu-demo.py')
+SIMPLENET = osp.join(REPO, 'configs', 'cnmc', 'simplenet_bce_stain-norm_cnmc.py')
+ENSEMBLE = osp.join(REPO, 'configs', 'cnmc', 'ensemble_densenet201-efficientnet-b2_cnmc.py')
+BCCD_CLASSES = ['RBC', 'WBC', 'Platelets']
+SIZE = 64
+SCRIPT = osp.join(osp.dirname(sys.executable), 'mmbloodcell')
+
+
+def _console(*args):
+    if not osp.isfile(SCRIPT):
+        pytest.fail(f'{SCRIPT} not found: the console script is installed by '
+                    f'`pip install --no-build-isolation -e .` (setup.py entry_points)')
+    env = dict(os.environ, OMP_NUM_THREADS='2')
+    proc = subprocess.run([SCRIPT, *map(str, args)], capture_output=True, text=True, env=env,
+                          timeout=600)
+    return proc
+
+
+def _read_csv(path):
+    with open(path, newline='') as f:
+        rows = list(csv.reader(f))
+    return rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
+
+
+def _bad_files(folder, real_image, truncated_name):
+    """A zero-byte .jpg, a text file named .png and the first half of a real image."""
+    open(osp.join(folder, 'empty.jpg'), 'wb').close()
+    with open(osp.join(folder, 'notes.png'), 'w') as f:
+        f.write('this is not an image\n')
+    with open(real_image, 'rb') as f:
+        data = f.read()
+    with open(osp.join(folder, truncated_name), 'wb') as f:
+        f.write(data[:len(data) // 2])
+
+
+# ----------------------------------------------------------------------------------------------
+# Fixtures: trainings (once per module)
+# ----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def detector(bccd_mini, tmp_path_factory):
+    """FCOS R-18 (the CPU demo config) trained 2 iterations on 2 real BCCD images."""
+    base = tmp_path_factory.mktemp('det')
+    cfg = Config.fromfile(FCOS_DEMO)
+    scale = (320, 240)
+    train_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='Resize', scale=scale, keep_ratio=True),
+        dict(type='PackDetInputs')
+    ]
+    cfg.train_dataloader = dict(
+        batch_size=2, num_workers=0, persistent_workers=False,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=dict(type='BCCDDataset', data_root=bccd_mini['data_root'],
+                     ann_file=bccd_mini['train'], data_prefix=dict(img='JPEGImages/'),
+                     pipeline=train_pipeline, indices=2,
+                     filter_cfg=dict(filter_empty_gt=True)))
+    for step in cfg.test_dataloader.dataset.pipeline:
+        if step['type'] == 'Resize':
+            step['scale'] = scale
+    cfg.test_dataloader.update(num_workers=0, persistent_workers=False)
+    cfg.test_dataloader.dataset.update(data_root=bccd_mini['data_root'],
+                                       ann_file=bccd_mini['test'])
+    cfg.test_evaluator.ann_file = bccd_mini['test']
+    cfg.val_dataloader = None
+    cfg.val_cfg = None
+    cfg.val_evaluator = None
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=2, val_interval=100)
+    cfg.param_scheduler = []
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=2,
+                                        save_optimizer=False)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.custom_hooks = []
+    cfg.model.backbone.init_cfg = None
+    # the config keeps the demo's test_cfg.score_thr=0.05: the CLI lowers it to --score-thr
+    assert cfg.model.test_cfg.score_thr == 0.05
+    cfg.work_dir = str(base / 'work')
+    cfg.experiment_name = 'cli_fcos'
+    build_runner(cfg).train()
+    ckpt = osp.join(cfg.work_dir, 'epoch_2.pth')
+    assert osp.isfile(ckpt), os.listdir(cfg.work_dir)
+    cfg_path = str(base / 'fcos_small.py')
+    cfg.dump(cfg_path)
+    return dict(config=cfg_path, ckpt=ckpt, base=base)
+
+
+@pytest.fixture(scope='module')
+def bccd_images(bccd_root, tmp_path_factory):
+    """A folder: three real BCCD smears (links) and three bad files."""
+    folder = tmp_path_factory.mktemp('smears')
+    names = ['BloodImage_00000.jpg', 'BloodImage_00001.jpg', 'BloodImage_00002.jpg']
+    for name in names:
+        os.symlink(osp.join(bccd_root, 'JPEGImages', name), folder / name)
+    _bad_files(str(folder), osp.join(bccd_root, 'JPEGImages', names[0]), 'truncated.jpg')
+    return dict(folder=str(folder), good=names, bad=['empty.jpg', 'notes.png', 'truncated.jpg'])
+
+
+@pytest.fixture(scope='module')
+def reference_detections(detector, bccd_images, tmp_path_factory):
+    """In-process ``main`` at --score-thr 0 on the three good images: every box the model
+    keeps (its own 0.05 threshold lowered to 0)."""
+    out = str(tmp_path_factory.mktemp('det_ref'))
+    files = [osp.join(bccd_images['folder'], n) for n in bccd_images['good']]
+    rc = main(['detect', detector['config'], detector['ckpt'], *files, '--out', out,
+               '--score-thr', '0', '--device', 'cpu', '--no-annotated'])
+    assert rc == 0
+    doc = json.load(open(osp.join(out, 'detections.json')))
+    return {r['file_name']: r for r in doc['images']}
+
+
+def _small_cnmc_cfg(data_root, seed):
+    cfg = Config.fromfile(SIMPLENET)
+    for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg[split]
+        loader.update(batch_size=4, num_workers=0, persistent_workers=False)
+        loader.dataset.data_root = data_root
+        for step in loader.dataset.pipeline:
+            if step['type'] == 'Resize':
+                step['scale'] = (SIZE, SIZE)
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1,
+                                        save_optimizer=False)
+    cfg.default_hooks.logger.interval = 1
+    cfg.custom_hooks = []
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def classifiers(tmp_path_factory):
+    """Two SimpleNet models (seeds 0 and 1), one epoch at 64 px on synthetic C-NMC cells."""
+    base = tmp_path_factory.mktemp('cls')
+    root = str(base / 'C-NMC_Leukemia')
+    make_synthetic_cnmc(root, img_size=SIZE, num_folds=3, patients_per_fold=(1, 1),
+                        cells_per_patient=2, prelim_patients=(1, 1), final_patients=(1, 1),
+                        seed=0)
+    out = {}
+    for name, seed in (('a', 0), ('b', 1)):
+        cfg = _small_cnmc_cfg(root, seed)
+        cfg.work_dir = str(base / f'work_{name}')
+        cfg.experiment_name = f'cli_simplenet_{name}'
+        build_runner(cfg).train()
+        ckpt = osp.join(cfg.work_dir, 'epoch_1.pth')
+        assert osp.isfile(ckpt), os.listdir(cfg.work_dir)
+        cfg_path = str(base / f'simplenet_{name}.py')
+        cfg.dump(cfg_path)
+        out[name] = dict(config=cfg_path, ckpt=ckpt)
+    out['base'] = base
+    return out
+
+
+@pytest.fixture(scope='module')
+def cells(cnmc_samples_root, tmp_path_factory):
+    """A folder: the six real C-NMC cells (links, in all/ and hem/) and three bad files, one
+    of them a truncated cell of patient 1."""
+    folder = tmp_path_factory.mktemp('cells')
+    good = []
+    for cls in ('all', 'hem'):
+        os.makedirs(folder / cls)
+        for path in sorted(glob.glob(osp.join(cnmc_samples_root, cls, '*.bmp'))):
+            os.symlink(path, folder / cls / osp.basename(path))
+            good.append(osp.basename(path))
+    assert len(good) == 6
+    _bad_files(str(folder), osp.join(cnmc_samples_root, 'all', good[0]),
+               osp.join('all', 'UID_1_99_1_all.bmp'))
+    return dict(folder=str(folder), good=good, root=cnmc_samples_root,
+                bad=['empty.jpg', 'notes.png', 'UID_1_99_1_all.bmp'])
+
+
+@pytest.fixture(scope='module')
+def classify_a(classifiers, cells, tmp_path_factory):
+    """The console script on the cell folder with model a and --saliency."""
+    out = str(tmp_path_factory.mktemp('cls_out_a'))
+    proc = _console('classify', classifiers['a']['config'], classifiers['a']['ckpt'],
+                    cells['folder'], '--out', out, '--saliency', '--device', 'cpu')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return dict(out=out, proc=proc)
+
+
+# ----------------------------------------------------------------------------------------------
+# detect
+# ----------------------------------------------------------------------------------------------
+
+def _threshold_between(reference):
+    """A threshold in a clear gap (>= 2e-4) between two scores of the reference boxes, near
+    their median, so that the box scores (rounded to 4 decimals) fall clearly on one side."""
+    scores = sorted({d['score'] for r in reference.values() for d in r['detections']})
+    assert len(scores) > 10, f'too few boxes to test a threshold: {scores}'
+    gaps = [(abs(i - len(scores) // 2), (a + b) / 2) for i, (a, b) in
+            enumerate(zip(scores, scores[1:])) if b - a >= 2e-4]
+    assert gaps, 'no gap between the box scores'
+    return round(min(gaps)[1], 6)
+
+
+def test_detect_console_script(detector, bccd_images, reference_detections, tmp_path):
+    thr = _threshold_between(reference_detections)
+    out = str(tmp_path / 'det')
+    proc = _console('detect', detector['config'], detector['ckpt'], bccd_images['folder'],
+                    '--out', out, '--score-thr', thr, '--device', 'cpu')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert '6 image(s): 3 processed, 3 failed' in proc.stdout
+    assert '6/6' in proc.stderr  # the progress bar of a folder
+
+    # counts.csv: one row per image, the schema of the brief
+    header, rows = _read_csv(osp.join(out, 'counts.csv'))
+    assert header == ['image'] + BCCD_CLASSES + ['total', 'status', 'error']
+    by_name = {osp.basename(r['image']): r for r in rows}
+    assert sorted(by_name) == sorted(bccd_images['good'] + bccd_images['bad'])
+
+    # bad files: reported with their reason, no counts
+    assert by_name['empty.jpg']['status'] == 'error'
+    assert 'empty (0 bytes)' in by_name['empty.jpg']['error']
+    assert by_name['notes.png']['status'] == 'error'
+    assert 'not a readable image' in by_name['notes.png']['error']
+    assert 'truncated' in by_name['truncated.jpg']['error']
+    for name in bccd_images['bad']:
+        assert by_name[name]['status'] == 'error'
+        assert all(by_name[name][c] == '' for c in BCCD_CLASSES + ['total'])
+
+    doc = json.load(open(osp.join(out, 'detections.json')))
+    assert doc['task'] == 'detect' and doc['classes'] == BCCD_CLASSES
+    assert doc['score_thr'] == pytest.approx(thr)
+    assert doc['num_images'] == 6 and doc['num_failed'] == 3
+    records = {r['file_name']: r for r in doc['images']}
+    for name in bccd_images['bad']:
+        r = records[name]
+        assert r['status'] == 'error' and r['error'] == by_name[name]['error']
+        assert r['detections'] == [] and r['counts'] is None and r['annotated'] is None
+
+    total_kept = total_dropped = 0
+    for name in bccd_images['good']:
+        r, row = records[name], by_name[name]
+        assert r['status'] == 'ok' and r['error'] == '' and row['status'] == 'ok'
+        assert (r['width'], r['height']) == (640, 480)
+        for det in r['detections']:
+            assert set(det) == {'label', 'class', 'score', 'bbox'}
+            assert det['class'] == BCCD_CLASSES[det['label']]
+            assert det['score'] >= thr
+            x1, y1, x2, y2 = det['bbox']
+            assert -1 <= x1 <= x2 <= 641 and -1 <= y1 <= y2 <= 481
+        # counts == boxes per class, in the JSON and in the CSV
+        per_class = {c: sum(d['class'] == c for d in r['detections']) for c in BCCD_CLASSES}
+        assert r['counts'] == dict(per_class, total=len(r['detections']))
+        assert {c: int(row[c]) for c in BCCD_CLASSES} == per_class
+        assert int(row['total']) == len(r['detections'])
+        # ... and == the boxes of the threshold-0 run that are above the threshold
+        ref = reference_detections[name]['detections']
+        expected = {c: sum(d['class'] == c and d['score'] > thr for d in ref)
+                    for c in BCCD_CLASSES}
+        assert per_class == expected, name
+        kept = sorted((d['label'], d['score']) for d in r['detections'])
+        assert kept == sorted((d['label'], d['score']) for d in ref if d['score'] > thr)
+        total_kept += len(kept)
+        total_dropped += len(ref) - len(kept)
+
+        # annotated image: exists, same size as the input, not the input
+        assert r['annotated'] == osp.join('annotated', osp.splitext(name)[0] + '.png')
+        drawn = cv2.imread(osp.join(out, r['annotated']))
+        original = cv2.imread(osp.join(bccd_images['folder'], name))
+        assert drawn is not None and drawn.shape == original.shape
+        assert np.abs(drawn.astype(int) - original.astype(int)).max() > 100
+    # the threshold really split the boxes
+    assert total_kept > 0 and total_dropped > 0
+    assert sorted(os.listdir(osp.join(out, 'annotated'))) == \
+        sorted(osp.splitext(n)[0] + '.png' for n in bccd_images['good'])
+
+
+def test_detect_reference_lowered_the_model_threshold(reference_detections):
+    """At --score-thr 0 the boxes under the config's own 0.05 are kept too."""
+    scores = [d['score'] for r in reference_detections.values() for d in r['detections']]
+    assert scores and min(scores) < 0.05
+    for r in reference_detections.values():
+        assert r['annotated'] is None  # --no-annotated
+        assert len(r['detections']) <= 100  # the config's max_per_img
+
+
+def test_usage_errors(detector, classifiers, bccd_images, tmp_path, capsys):
+    image = osp.join(bccd_images['folder'], bccd_images['good'][0])
+    assert main(['detect', detector['config'], str(tmp_path / 'missing.pth'), image,
+                 '--out', str(tmp_path / 'o')]) == 2
+    assert 'missing.pth not found' in capsys.readouterr().err
+    # checkpoints are loaded strictly: another model's weights are refused
+    assert main(['detect', detector['config'], classifiers['a']['ckpt'], image, '--out',
+                 str(tmp_path / 'o'), '--device', 'cpu']) == 2
+    assert 'does not match the model of' in capsys.readouterr().err
+    assert main(['classify', classifiers['a']['config'], detector['ckpt'], image, '--out',
+                 str(tmp_path / 'o'), '--device', 'cpu']) == 2
+    assert 'does not match the model of' in capsys.readouterr().err
+    # a classification config is refused with the command to use
+    assert main(['detect', SIMPLENET, detector['ckpt'], image, '--out', str(tmp_path)]) == 2
+    assert 'mmbloodcell classify' in capsys.readouterr().err
+    # only bad images: nothing processed -> exit status 1, still reported
+    bad = [osp.join(bccd_images['folder'], n) for n in bccd_images['bad']]
+    out = str(tmp_path / 'bad')
+    assert main(['detect', detector['config'], detector['ckpt'], *bad, str(tmp_path / 'no.jpg'),
+                 '--out', out, '--device', 'cpu']) == 1
+    _, rows = _read_csv(osp.join(out, 'counts.csv'))
+    assert [r['status'] for r in rows] == ['error'] * 4
+    assert rows[3]['error'] == 'does not exist'
+
+
+# ----------------------------------------------------------------------------------------------
+# classify
+# ----------------------------------------------------------------------------------------------
+
+def _direct_probs(cfg_path, ckpt, cells):
+    """Probabilities of ``all`` of the real cells through the config's own test pipeline
+    (LoadImageFromFile included) and ``model.test_step``, without the inference API."""
+    cfg = Config.fromfile(cfg_path)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        pipeline = Compose(cfg.test_dataloader.dataset.pipeline)
+        model = CLS_MODELS.build(cfg.model)
+        load_checkpoint(model, ckpt, map_location='cpu', strict=True)
+        model.eval()
+        out = {}
+        for cls in ('all', 'hem'):
+            for path in sorted(glob.glob(osp.join(cells['root'], cls, '*.bmp'))):
+                batch = pseudo_collate([pipeline(dict(img_path=path))])
+                with torch.no_grad():
+                    pred = model.test_step(batch)[0]
+                out[osp.basename(path)] = float(pred.pred_prob)
+    return out
+
+
+def test_classify_console_script(classifiers, cells, classify_a):
+    out, proc = classify_a['out'], classify_a['proc']
+    assert '9 image(s): 6 processed, 3 failed' in proc.stdout
+
+    header, rows = _read_csv(osp.join(out, 'predictions.csv'))
+    assert header == ['image', 'prob_all', 'label', 'label_name', 'threshold', 'patient_id',
+                      'saliency', 'status', 'error']
+    by_name = {osp.basename(r['image']): r for r in rows}
+    assert sorted(by_name) == sorted(cells['good'] + cells['bad'])
+    assert 'empty (0 bytes)' in by_name['empty.jpg']['error']
+    assert 'not a readable image' in by_name['notes.png']['error']
+    assert 'is truncated' in by_name['UID_1_99_1_all.bmp']['error']
+    for name in cells['bad']:
+        assert by_name[name]['status'] == 'error'
+        assert by_name[name]['prob_all'] == by_name[name]['saliency'] == ''
+
+    doc = json.load(open(osp.join(out, 'predictions.json')))
+    assert doc['task'] == 'classify' and doc['classes'] == ['hem', 'all']
+    assert doc['threshold'] == 0.5 and doc['members'] == []  # BinaryClsHead's default
+    assert doc['num_images'] == 9 and doc['num_failed'] == 3
+    records = {r['file_name']: r for r in doc['images']}
+    direct = _direct_probs(classifiers['a']['config'], classifiers['a']['ckpt'], cells)
+    for name in cells['good']:
+        r, row = records[name], by_name[name]
+        assert r['status'] == 'ok' and row['status'] == 'ok' and r['error'] == ''
+        p = r['prob_all']
+        assert 0.0 < p < 1.0 and float(row['prob_all']) == pytest.approx(p)
+        # the API's preprocessing is the config's test pipeline
+        assert p == pytest.approx(direct[name], abs=1e-5)
+        assert r['label'] == int(p > 0.5) == int(row['label'])
+        assert r['label_name'] == row['label_name'] == ('all' if p > 0.5 else 'hem')
+        assert float(row['threshold']) == 0.5
+        expected_patient = '1' if name.endswith('_all.bmp') else 'H6'
+        assert r['patient_id'] == row['patient_id'] == expected_patient
+        assert r['class_in_name'] == name[-7:-4]
+        # Grad-CAM overlay: at the image's size, not the image
+        assert r['saliency'] == row['saliency'] == osp.splitext(name)[0] + '_gradcam.png'
+        cam = cv2.imread(osp.join(out, r['saliency']))
+        original = cv2.imread(osp.join(cells['root'], name[-7:-4], name))
+        assert cam is not None and cam.shape == original.shape == (450, 450, 3)
+        assert np.abs(cam.astype(int) - original.astype(int)).max() > 50
+    assert len(glob.glob(osp.join(out, '*_gradcam.png'))) == 6
+
+    # patient summary: two patients, three cells each, majority vote of the cell labels
+    assert set(doc['patients']) == {'1', 'H6'}
+    header, prow = _read_csv(osp.join(out, 'patients.csv'))
+    assert header == ['patient_id', 'num_cells', 'mean_prob_all', 'votes_hem', 'votes_all',
+                      'label', 'label_name', 'class_in_name', 'agrees_with_name']
+    assert [r['patient_id'] for r in prow] == ['1', 'H6']
+    for row in prow:
+        pid = row['patient_id']
+        mine = [records[n] for n in cells['good'] if records[n]['patient_id'] == pid]
+        assert len(mine) == 3 == int(row['num_cells'])
+        summary = doc['patients'][pid]
+        mean = float(np.mean([r['prob_all'] for r in mine]))
+        assert summary['mean_prob_all'] == pytest.approx(mean, abs=1e-6)
+        assert float(row['mean_prob_all']) == pytest.approx(mean, abs=1e-6)
+        n_all = sum(r['label'] for r in mine)
+        assert summary['votes'] == dict(hem=3 - n_all, all=n_all)
+        assert (int(row['votes_hem']), int(row['votes_all'])) == (3 - n_all, n_all)
+        assert summary['label'] == int(n_all >= 2) == int(row['label'])
+        assert summary['label_name'] == row['label_name'] == ('all' if n_all >= 2 else 'hem')
+        truth = 'all' if pid == '1' else 'hem'
+        assert summary['class_in_name'] == row['class_in_name'] == truth
+        assert summary['agrees_with_name'] == (summary['label_name'] == truth)
+
+
+def test_classify_ensemble_without_checkpoint_and_threshold(classifiers, cells, classify_a,
+                                                            tmp_path):
+    """An ensemble config naming its members' checkpoints, CKPT '-': the probability is the
+    mean of the two models', the label follows --threshold, Grad-CAM works on it."""
+    # model b alone, in-process, on the good cells given as files
+    files = [osp.join(cells['folder'], n[-7:-4], n) for n in cells['good']]
+    out_b = str(tmp_path / 'b')
+    assert main(['classify', classifiers['b']['config'], classifiers['b']['ckpt'], *files,
+                 '--out', out_b, '--device', 'cpu', '--batch-size', '4']) == 0
+    prob_b = {r['file_name']: r['prob_all']
+              for r in json.load(open(osp.join(out_b, 'predictions.json')))['images']}
+    prob_a = {r['file_name']: r['prob_all']
+              for r in json.load(open(osp.join(classify_a['out'], 'predictions.json')))['images']
+              if r['status'] == 'ok'}
+    assert set(prob_b) == set(prob_a) == set(cells['good'])
+
+    cfg = Config.fromfile(ENSEMBLE)
+    cfg.model.members = [
+        dict(config=classifiers['a']['config'], checkpoint=classifiers['a']['ckpt'], name='a'),
+        dict(config=classifiers['b']['config'], checkpoint=classifiers['b']['ckpt'], name='b'),
+    ]
+    cfg.test_dataloader = copy.deepcopy(Config.fromfile(classifiers['a']['config'])
+                                        .test_dataloader)
+    cfg_path = str(tmp_path / 'ensemble_small.py')
+    cfg.dump(cfg_path)
+    mean = {n: (prob_a[n] + prob_b[n]) / 2 for n in prob_a}
+    values = sorted(mean.values())
+    thr = round((values[2] + values[3]) / 2, 6)  # three cells on each side
+    assert values[2] < thr < values[3]
+
+    out = str(tmp_path / 'ens')
+    assert main(['classify', cfg_path, '-', cells['folder'], '--out', out, '--threshold',
+                 str(thr), '--saliency', '--device', 'cpu', '--no-progress']) == 0
+    doc = json.load(open(osp.join(out, 'predictions.json')))
+    assert doc['members'] == ['a', 'b'] and doc['threshold'] == pytest.approx(thr)
+    header, rows = _read_csv(osp.join(out, 'predictions.csv'))
+    assert header[-2:] == ['prob_all_a', 'prob_all_b']
+    ok = [r for r in doc['images'] if r['status'] == 'ok']
+    assert len(ok) == 6 and doc['num_failed'] == 3
+    for r in ok:
+        n = r['file_name']
+        assert r['member_probs']['a'] == pytest.approx(prob_a[n], abs=2e-6)
+        assert r['member_probs']['b'] == pytest.approx(prob_b[n], abs=2e-6)
+        assert r['prob_all'] == pytest.approx(mean[n], abs=2e-6)
+        assert r['label'] == int(mean[n] > thr)
+        img = cv2.imread(osp.join(out, r['saliency']))
+        assert img is not None and img.shape == (450, 450, 3)
+    assert sum(r['label'] for r in ok) == 3
+    # patient summary of mixed labels: the majority of each patient's three cells
+    for pid in ('1', 'H6'):
+        labels = [r['label'] for r in ok if r['patient_id'] == pid]
+        summary = doc['patients'][pid]
+        assert len(labels) == 3 == summary['num_cells']
+        assert summary['votes'] == dict(hem=labels.count(0), all=labels.count(1))
+        assert summary['label'] == int(labels.count(1) >= 2)
+
+    # the same ensemble config without member checkpoints: an error naming the fix
+    for m in cfg.model.members:
+        m['checkpoint'] = None
+    bare = str(tmp_path / 'ensemble_bare.py')
+    cfg.dump(bare)
+    with pytest.raises(ValueError, match=r'model.members.<i>.checkpoint'):
+        CellClassifier(bare, '-', device='cpu')
+    # a single model needs its checkpoint
+    with pytest.raises(ValueError, match='checkpoint'):
+        CellClassifier(classifiers['a']['config'], 'none', device='cpu')
+
+
+# ----------------------------------------------------------------------------------------------
+# Grad-CAM and helpers
+# ----------------------------------------------------------------------------------------------
+
+def _linear_head_model(config, **head):
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.init_cfg = None
+    cfg.model.head.update(hidden_channels=None, **head)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = CLS_MODELS.build(cfg.model)
+    # random weights: set the BN statistics from one batch, or the deep random EfficientNet
+    # gives features of ~1e-13
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None
+    model.train()
+    with torch.no_grad():
+        model.backbone(torch.randn(4, 3, SIZE, SIZE))
+    return model.eval()
+
+
+@pytest.mark.parametrize('config,head', [
+    ('simplenet_bce_stain-norm_cnmc.py', {}),
+    ('densenet201_fhl_cnmc.py', {}),
+    ('efficientnet-b2_fhl_cnmc.py', dict(freeze_backbone=True)),
+])
+def test_grad_cam_is_the_class_activation_map(config, head):
+    """With GAP and a single linear layer, Grad-CAM on the backbone's last stage equals
+    ReLU(sum_k w_k A_k) (Zhou et al.), normalised: checks the hook, the gradient and the
+    weights on the three backbones (and through a head that detaches its input)."""
+    torch.manual_seed(0)
+    model = _linear_head_model(osp.join(REPO, 'configs', 'cnmc', config), **head)
+    x = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        feat = model.backbone(x)[-1]
+        if (model.head.fc.weight.reshape(1, -1, 1, 1) * feat).sum(1).amax() <= 0:
+            model.head.fc.weight.neg_()  # a map that is not all zero
+    cam = grad_cam(model, x)
+    assert cam.shape == (2, SIZE, SIZE)
+    with torch.no_grad():
+        w = model.head.fc.weight.reshape(1, -1, 1, 1)
+        ref = torch.relu((w * feat).sum(1, keepdim=True))
+        ref = torch.nn.functional.interpolate(ref, size=(SIZE, SIZE), mode='bilinear',
+                                              align_corners=False)[:, 0]
+        peak = ref.flatten(1).amax(1).view(-1, 1, 1)
+        ref = torch.where(peak > 0, ref / peak.clamp_min(1e-12), torch.zeros_like(ref))
+    assert torch.allclose(cam, ref, atol=1e-4)
+    peaks = cam.flatten(1).amax(1).tolist()
+    assert cam.min() >= 0 and max(peaks) == pytest.approx(1.0)
+    assert all(p == pytest.approx(1.0) or p == 0 for p in peaks)
+    # no gradient left on the weights, the head's switch restored
+    assert all(p.grad is None for p in model.parameters())
+    assert model.head.freeze_backbone == bool(head.get('freeze_backbone', False))
+
+
+def test_cam_to_image_undoes_crop_to_cell():
+    cam = np.ones((SIZE, SIZE), np.float32)
+    # a 40 x 20 cell box in a 100 x 80 image, padded to a 40 x 40 square (10 px above/below)
+    out = cam_to_image(cam, (80, 100), cell_bbox=[10, 20, 50, 40])
+    assert out.shape == (80, 100)
+    assert np.allclose(out[20:40, 10:50], 1) and out.sum() == pytest.approx(40 * 20)
+    # a map lit only in the padding lands nowhere
+    pad = np.zeros((SIZE, SIZE), np.float32)
+    pad[:SIZE // 8] = 1
+    assert cam_to_image(pad, (80, 100), cell_bbox=[10, 20, 50, 40]).max() < 0.05
+    assert cam_to_image(cam, (30, 70)).shape == (30, 70)  # no crop: the whole image
+
+
+def test_output_stems_unique_and_tools_script():
+    assert output_stems(['a/x.jpg', 'b/x.png', 'c/x_1.jpg', 'y.bmp']) == \
+        ['x', 'x_1', 'x_1_1', 'y']
+    spec = importlib.util.spec_from_file_location('infer_tool',
+                                                  osp.join(REPO, 'tools', 'infer.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main is main

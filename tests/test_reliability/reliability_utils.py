@@ -82,13 +82,18 @@ def run_tool(args, log_path: str, timeout: float = 300, **env) -> str:
     return text
 
 
-def run_script(script: str, args, log_path: str, timeout: float = 300, **env) -> str:
-    """Run a shell script of tools/ (dist_train.sh, dist_test.sh) with the test's Python."""
-    env = tool_env(PYTHON=sys.executable, **env)
-    with open(log_path, 'w') as log:
-        proc = subprocess.run(['bash', osp.join(TOOLS, script)] + list(args), stdout=log,
-                              stderr=subprocess.STDOUT, env=env, cwd=REPO, timeout=timeout)
-    text = open(log_path).read()
+def run_script(script: str, args, log_path: str, timeout: float = 300) -> str:
+    """Run a shell script of tools/ (dist_train.sh, dist_test.sh) with the test's Python on a
+    free port; once more on another port if a process of the machine took it meanwhile."""
+    for attempt in range(2):
+        env = tool_env(PYTHON=sys.executable, PORT=free_port())
+        with open(log_path, 'w') as log:
+            proc = subprocess.run(['bash', osp.join(TOOLS, script)] + list(args), stdout=log,
+                                  stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                                  timeout=timeout)
+        text = open(log_path).read()
+        if proc.returncode == 0 or 'address already in use' not in text.lower():
+            break
     assert proc.returncode == 0, f'{script} {args} exited with {proc.returncode}:\n' \
                                  f'{text[-4000:]}'
     return text

@@ -13,8 +13,7 @@ import torch
 from mmengine.fileio import load
 
 from reliability_utils import (TOOLS, assert_same_metrics, bccd_config, cnmc_config, dump,
-                               free_port, make_cnmc_data, read_test_metrics, run_script,
-                               run_tool)
+                               make_cnmc_data, read_test_metrics, run_script, run_tool)
 
 TEST = osp.join(TOOLS, 'test.py')
 
@@ -22,14 +21,14 @@ TEST = osp.join(TOOLS, 'test.py')
 def _train_and_test(cfg_path, tmp, prefix):
     """dist_train (2 processes), then the same checkpoint tested in 2 and in 1 process."""
     log = run_script('dist_train.sh', [cfg_path, '2', '--work-dir', str(tmp / 'train')],
-                     str(tmp / 'dist_train.log'), PORT=free_port())
+                     str(tmp / 'dist_train.log'))
     assert 'Distributed training: True' in log
     ckpts = sorted(glob.glob(str(tmp / 'train' / '*.pth')))
     assert ckpts, log[-3000:]
     final = max(ckpts, key=osp.getmtime)
     log2 = run_script('dist_test.sh', [cfg_path, final, '2', '--work-dir', str(tmp / 'test2'),
                                        '--out', str(tmp / 'preds2.pkl')],
-                      str(tmp / 'dist_test.log'), PORT=free_port())
+                      str(tmp / 'dist_test.log'))
     assert 'Distributed training: True' in log2  # mmengine's env report of the test run
     run_tool([TEST, cfg_path, final, '--work-dir', str(tmp / 'test1'), '--out',
               str(tmp / 'preds1.pkl')], str(tmp / 'test1.log'))

@@ -11,6 +11,7 @@ from mmengine.logging import MMLogger
 
 from mmbloodcell.registry import DET_DATASETS, register_module
 from .bccd_convert import CLASSES, ImageCheckError, inspect_image
+from .skipping import SkipOrRaiseMixin
 
 REGENERATE = ('regenerate the json with tools/dataset_converters/bccd_to_coco.py (it checks '
               'every box and image)')
@@ -21,7 +22,7 @@ class BCCDDataError(ValueError):
 
 
 @register_module(DET_DATASETS)
-class BCCDDataset(CocoDataset):
+class BCCDDataset(SkipOrRaiseMixin, CocoDataset):
     """BCCD (364 smear images, 640x480) as written by ``tools/dataset_converters/bccd_to_coco.py``.
 
     A :class:`mmdet.datasets.CocoDataset` with BCCD's classes and palette, so a config only names
@@ -66,6 +67,9 @@ class BCCDDataset(CocoDataset):
             than this. Defaults to None.
         **kwargs: Arguments of :class:`mmdet.datasets.CocoDataset`.
     """
+
+    error_cls = BCCDDataError
+    skip_hint = ' (or set on_error="skip" in the dataset config to drop it)'
 
     METAINFO = {
         'classes': CLASSES,
@@ -118,13 +122,6 @@ class BCCDDataset(CocoDataset):
                 'order; mmdet maps labels by the order of the json categories, so labels would '
                 'be wrong. Fix: regenerate the file with '
                 'tools/dataset_converters/bccd_to_coco.py (or reorder its categories).')
-
-    def _fail(self, kind: str, message: str) -> None:
-        if self.on_error == 'raise':
-            raise BCCDDataError(message + ' (or set on_error="skip" in the dataset config to '
-                                'drop it)')
-        self.skipped[kind].append(message)
-        MMLogger.get_current_instance().warning(f'BCCDDataset: skipping {message}')
 
     def _box_problem(self, ann: dict, width: float, height: float):
         """``(kind, reason)`` for a bad COCO annotation, else None."""
@@ -192,12 +189,3 @@ class BCCDDataset(CocoDataset):
             return False
         return True
 
-    @property
-    def skip_counts(self) -> Dict[str, int]:
-        """Number of skipped items per kind."""
-        return {k: len(v) for k, v in sorted(self.skipped.items())}
-
-    @property
-    def num_skipped(self) -> int:
-        """Total number of skipped boxes and images."""
-        return sum(len(v) for v in self.skipped.values())

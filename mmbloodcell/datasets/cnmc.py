@@ -31,6 +31,7 @@ from mmengine.logging import MMLogger
 from mmpretrain.datasets import BaseDataset
 
 from mmbloodcell.registry import CLS_DATASETS
+from .skipping import SkipOrRaiseMixin
 
 CNMC_CLASSES = ('hem', 'all')
 
@@ -165,7 +166,7 @@ def _check_by_decoding(path: str) -> Tuple[Optional[str], int, int]:
 
 
 @CLS_DATASETS.register_module()
-class CNMCDataset(BaseDataset):
+class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
     """C-NMC 2019 leukemia dataset: ``hem`` (label 0) vs ``all`` (label 1).
 
     Reads the official folder layout (see the module docstring) for three splits:
@@ -213,6 +214,8 @@ class CNMCDataset(BaseDataset):
         **kwargs: Other arguments of :class:`mmpretrain.datasets.BaseDataset` (``pipeline``,
             ``test_mode``, ``indices``, ``lazy_init``...).
     """
+
+    error_cls = CNMCDataError
 
     METAINFO = {'classes': CNMC_CLASSES}
     SPLITS = ('train', 'prelim_test', 'final_test')
@@ -467,12 +470,6 @@ class CNMCDataset(BaseDataset):
         return [d for d in data_list if (d['patient_id'] in train_patients) == keep_train]
 
     # ------------------------------------------------------------------ errors
-    def _fail(self, reason: str, message: str) -> None:
-        if self.on_error == 'raise':
-            raise CNMCDataError(message + ' (or set on_error="skip" to drop it)')
-        self.skipped[reason].append(message)
-        MMLogger.get_current_instance().warning(f'CNMCDataset: skipping {message}')
-
     def _image_ok(self, path: str) -> bool:
         problem = check_image_file(path, self.max_image_size)
         if problem is None:
@@ -480,15 +477,6 @@ class CNMCDataset(BaseDataset):
         self._fail('bad_image', f'{path}: {problem}; replace or remove the file')
         return False
 
-    @property
-    def skip_counts(self) -> Dict[str, int]:
-        """Number of skipped samples per reason."""
-        return {k: len(v) for k, v in sorted(self.skipped.items())}
-
-    @property
-    def num_skipped(self) -> int:
-        """Total number of skipped samples."""
-        return sum(len(v) for v in self.skipped.values())
 
     # ------------------------------------------------------------------ labels
     def get_gt_labels(self) -> np.ndarray:

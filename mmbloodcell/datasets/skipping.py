@@ -1,0 +1,30 @@
+"""Raise-or-skip bookkeeping shared by the datasets that check their inputs."""
+from typing import Dict
+
+from mmengine.logging import MMLogger
+
+
+class SkipOrRaiseMixin:
+    """``on_error='raise'``: a bad item raises ``error_cls`` (message + ``skip_hint``);
+    ``on_error='skip'``: it is logged and counted in ``self.skipped[kind]`` (a
+    ``defaultdict(list)`` the dataset creates before loading)."""
+
+    error_cls = ValueError
+    skip_hint = ' (or set on_error="skip" to drop it)'
+
+    def _fail(self, kind: str, message: str) -> None:
+        if self.on_error == 'raise':
+            raise self.error_cls(message + self.skip_hint)
+        self.skipped[kind].append(message)
+        MMLogger.get_current_instance().warning(
+            f'{type(self).__name__}: skipping {message}')
+
+    @property
+    def skip_counts(self) -> Dict[str, int]:
+        """Number of skipped items per kind."""
+        return {k: len(v) for k, v in sorted(self.skipped.items())}
+
+    @property
+    def num_skipped(self) -> int:
+        """Total number of skipped items."""
+        return sum(len(v) for v in self.skipped.values())

@@ -4,16 +4,10 @@ _base_ = [
     '../_base_/datasets/cnmc.py',
     '../_base_/schedules/cnmc_adam.py',
     '../_base_/cls_runtime.py',
+    '../_base_/models/binary_cls.py',
 ]
 
 model = dict(
-    type='ImageClassifier',
-    # ImageNet statistics (the pretrained weights'), BGR images -> RGB
-    data_preprocessor=dict(
-        type='ClsDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        to_rgb=True),
     backbone=dict(
         type='DenseNet',
         arch='201',
@@ -23,9 +17,4 @@ model = dict(
             checkpoint='https://download.openmmlab.com/mmclassification/v0/densenet/'
             'densenet201_4xb256_in1k_20220426-05cae4ef.pth',
             prefix='backbone')),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='BinaryClsHead',
-        in_channels=1920,
-        hidden_channels=256,
-        loss=dict(type='FocalHingeLoss', gamma=2.0)))
+    head=dict(in_channels=1920))

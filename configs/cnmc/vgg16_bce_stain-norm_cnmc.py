@@ -5,16 +5,10 @@ _base_ = [
     '../_base_/datasets/cnmc_stain-norm.py',
     '../_base_/schedules/cnmc_adam.py',
     '../_base_/cls_runtime.py',
+    '../_base_/models/binary_cls.py',
 ]
 
 model = dict(
-    type='ImageClassifier',
-    # ImageNet statistics (those of the pretrained weights), BGR images -> RGB
-    data_preprocessor=dict(
-        type='ClsDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        to_rgb=True),
     backbone=dict(
         type='VGG',
         depth=16,
@@ -24,9 +18,5 @@ model = dict(
             checkpoint='https://download.openmmlab.com/mmclassification/v0/vgg/'
             'vgg16_batch256_imagenet_20210208-db26f1a5.pth',
             prefix='backbone')),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='BinaryClsHead',
-        in_channels=512,
-        hidden_channels=256,
-        loss=dict(type='WeightedBCELoss', class_weight=None)))
+    head=dict(in_channels=512,
+              loss=dict(_delete_=True, type='WeightedBCELoss', class_weight=None)))

@@ -11,6 +11,7 @@ library whose runner builds it, so that configs with ``default_scope='mmdet'`` o
 from mmdet.registry import DATASETS as DET_DATASETS
 from mmdet.registry import METRICS as DET_METRICS
 from mmdet.registry import MODELS as DET_MODELS
+from mmdet.registry import TASK_UTILS as DET_TASK_UTILS
 from mmdet.registry import TRANSFORMS as DET_TRANSFORMS
 from mmdet.registry import VISUALIZERS as DET_VISUALIZERS
 from mmengine.registry import HOOKS
@@ -21,7 +22,8 @@ from mmpretrain.registry import MODELS as CLS_MODELS
 from mmpretrain.registry import TRANSFORMS as CLS_TRANSFORMS
 
 __all__ = [
-    'DET_DATASETS', 'DET_METRICS', 'DET_MODELS', 'DET_TRANSFORMS', 'DET_VISUALIZERS', 'HOOKS',
+    'DET_DATASETS', 'DET_METRICS', 'DET_MODELS', 'DET_TASK_UTILS', 'DET_TRANSFORMS',
+    'DET_VISUALIZERS', 'HOOKS',
     'CLS_DATA_SAMPLERS', 'CLS_DATASETS', 'CLS_METRICS', 'CLS_MODELS', 'CLS_TRANSFORMS',
     'register_module'
 ]

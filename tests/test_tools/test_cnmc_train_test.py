@@ -110,6 +110,7 @@ def _check_metrics(metrics, log_dir, num_test):
     logged = json.load(open(osp.join(log_dir, f'{stamp}.json')))
     assert logged['binary/weighted_f1'] == pytest.approx(metrics['binary/weighted_f1'])
     assert logged['binary/confusion_matrix'] == [[tn, fp], [fn, tp]]
+    assert logged['binary/num_patients'] == 4
     return doc
 
 

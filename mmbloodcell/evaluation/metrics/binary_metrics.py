@@ -301,7 +301,9 @@ class BinaryClassificationMetric(BaseMetric):
             votes = patient_votes(patients, gt, pred, tie_scores, tie_thr)
             correct = sum(v['correct'] for v in votes.values())
             metrics['patient_accuracy'] = scale * correct / len(votes)
-            metrics['num_patients'] = len(votes)
+            # a float: mmengine's MessageHub keeps an int scalar as np.int64, which
+            # LoggerHook's JSON writer drops (it wrote null)
+            metrics['num_patients'] = float(len(votes))
         metrics['confusion_matrix'] = cm.tolist()
 
         if self.write_json:

@@ -1,0 +1,114 @@
+"""RTMDet head whose training targets are assigned for the whole batch at once."""
+from typing import List, Optional
+
+import torch
+from mmdet.models.dense_heads import RTMDetSepBNHead
+from mmdet.structures.bbox import BaseBoxes, get_box_tensor
+from mmdet.utils import InstanceList, OptInstanceList
+from torch import Tensor
+
+from mmbloodcell.registry import DET_MODELS
+
+
+@DET_MODELS.register_module()
+class BatchRTMDetSepBNHead(RTMDetSepBNHead):
+    """mmdet's :class:`RTMDetSepBNHead` with batched target assignment (same losses).
+
+    The stock head builds its targets image by image (``multi_apply`` over
+    ``_get_targets_single``) and its assigner loops over the boxes of each image; with
+    BCCD's dozens of cells per mosaic image that loop, not the network, sets the step time on
+    a GPU. This head pads the boxes of the batch to ``(B, G, 4)``, calls
+    :meth:`BatchDynamicSoftLabelAssigner.batch_assign` once and fills the targets with
+    tensor operations. The targets equal the stock head's (up to the order of tied assignment
+    costs), so the losses, their gradients and the trained model are the stock RTMDet's; the
+    tests check the targets and the loss values against ``RTMDetSepBNHead``.
+
+    ``train_cfg.assigner`` must be a ``BatchDynamicSoftLabelAssigner``. Cases the batched
+    path does not cover fall back to the stock per-image code: ignored boxes
+    (``batch_gt_instances_ignore``), ``allowed_border >= 0`` or priors flagged invalid by
+    padding. With ``pos_weight > 0`` positives get that classification weight, as in mmdet.
+
+    Args:
+        **kwargs: Arguments of :class:`mmdet.models.dense_heads.RTMDetSepBNHead`.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if self.train_cfg and not hasattr(self.assigner, 'batch_assign'):
+            raise TypeError(
+                f'BatchRTMDetSepBNHead: train_cfg.assigner is {type(self.assigner).__name__}; '
+                f"use dict(type='BatchDynamicSoftLabelAssigner', topk=13) (same arguments as "
+                f'DynamicSoftLabelAssigner), or the stock RTMDetSepBNHead')
+
+    def get_targets(self,
+                    cls_scores: Tensor,
+                    bbox_preds: Tensor,
+                    anchor_list: List[List[Tensor]],
+                    valid_flag_list: List[List[Tensor]],
+                    batch_gt_instances: InstanceList,
+                    batch_img_metas: List[dict],
+                    batch_gt_instances_ignore: OptInstanceList = None,
+                    unmap_outputs=True):
+        """Targets of every prior of the batch, split by level.
+
+        Args:
+            cls_scores (Tensor): Classification logits, shape (B, P, C).
+            bbox_preds (Tensor): Decoded boxes, shape (B, P, 4).
+            anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas,
+                batch_gt_instances_ignore, unmap_outputs: as
+                :meth:`mmdet.models.dense_heads.RTMDetHead.get_targets`.
+
+        Returns:
+            tuple: per level, as the stock head: priors (B, P_l, 4), labels (B, P_l) (the
+            background is ``num_classes``), label weights (B, P_l), box targets (B, P_l, 4),
+            assignment metrics (B, P_l) (IoU of the positive's box with its ground truth),
+            and ``None`` in place of the sampling results (the loss does not read them).
+        """
+        ignore = batch_gt_instances_ignore is not None and any(
+            g is not None and len(g) > 0 for g in batch_gt_instances_ignore)
+        all_valid = bool(torch.cat([torch.cat(flags) for flags in valid_flag_list]).all())
+        if ignore or self.train_cfg['allowed_border'] >= 0 or not all_valid:
+            return super().get_targets(cls_scores, bbox_preds, anchor_list, valid_flag_list,
+                                       batch_gt_instances, batch_img_metas,
+                                       batch_gt_instances_ignore, unmap_outputs)
+        num_imgs = len(batch_img_metas)
+        num_level_priors = [p.size(0) for p in anchor_list[0]]
+        priors = torch.cat(anchor_list[0])  # (P, 4), the same for every image
+        gt_bboxes, gt_labels, gt_valid = self._pad_gt(batch_gt_instances, priors)
+        inclusive = all(isinstance(g.bboxes, BaseBoxes) for g in batch_gt_instances)
+        fg, matched_gt, labels, ious = self.assigner.batch_assign(
+            cls_scores.detach(), bbox_preds.detach(), priors, gt_bboxes, gt_labels, gt_valid,
+            inclusive=inclusive)
+
+        # dtypes as the stock head's: float32 weights, targets and metrics (like the priors)
+        labels = labels.masked_fill(~fg, self.num_classes)
+        label_weights = priors.new_ones(fg.shape)
+        if self.train_cfg['pos_weight'] > 0:
+            label_weights = label_weights.masked_fill(fg, self.train_cfg['pos_weight'])
+        index = matched_gt[..., None].expand(-1, -1, 4)
+        bbox_targets = torch.gather(gt_bboxes, 1, index).to(priors.dtype).masked_fill(
+            ~fg[..., None], 0.)
+        assign_metrics = ious.to(priors.dtype).masked_fill(~fg, 0.)
+
+        def split(t: Tensor) -> List[Tensor]:
+            return list(t.split(num_level_priors, dim=1))
+
+        anchors = priors[None].expand(num_imgs, -1, -1)
+        return (split(anchors), split(labels), split(label_weights), split(bbox_targets),
+                split(assign_metrics), None)
+
+    @staticmethod
+    def _pad_gt(batch_gt_instances: InstanceList, priors: Tensor):
+        """Boxes (B, G, 4) in their own dtype, labels (B, G) and a validity mask (B, G),
+        padded to the largest number of boxes G of the batch."""
+        boxes = [get_box_tensor(g.bboxes) for g in batch_gt_instances]
+        num_gt = max([len(b) for b in boxes] + [0])
+        dtype = boxes[0].dtype if boxes else priors.dtype
+        bboxes = priors.new_zeros((len(boxes), num_gt, 4), dtype=dtype)
+        labels = torch.zeros((len(boxes), num_gt), dtype=torch.long, device=priors.device)
+        valid = torch.zeros((len(boxes), num_gt), dtype=torch.bool, device=priors.device)
+        for i, (box, gt) in enumerate(zip(boxes, batch_gt_instances)):
+            bboxes[i, :len(box)] = box
+            labels[i, :len(box)] = gt.labels
+            valid[i, :len(box)] = True
+        return bboxes, labels, valid

@@ -6,7 +6,8 @@ library whose runner builds it, so that configs with ``default_scope='mmdet'`` o
 
 - detection modules -> ``mmdet.registry``; classification modules -> ``mmpretrain.registry``;
 - modules that serve both (losses, pixel transforms) -> both;
-- hooks -> ``mmengine.registry.HOOKS`` (the root registry, visible from every scope).
+- hooks and optimizer-wrapper constructors -> mmengine's root registries (visible from
+  every scope).
 """
 from mmdet.registry import DATASETS as DET_DATASETS
 from mmdet.registry import METRICS as DET_METRICS
@@ -14,7 +15,7 @@ from mmdet.registry import MODELS as DET_MODELS
 from mmdet.registry import TASK_UTILS as DET_TASK_UTILS
 from mmdet.registry import TRANSFORMS as DET_TRANSFORMS
 from mmdet.registry import VISUALIZERS as DET_VISUALIZERS
-from mmengine.registry import HOOKS
+from mmengine.registry import HOOKS, OPTIM_WRAPPER_CONSTRUCTORS
 from mmpretrain.registry import DATA_SAMPLERS as CLS_DATA_SAMPLERS
 from mmpretrain.registry import DATASETS as CLS_DATASETS
 from mmpretrain.registry import METRICS as CLS_METRICS
@@ -23,7 +24,7 @@ from mmpretrain.registry import TRANSFORMS as CLS_TRANSFORMS
 
 __all__ = [
     'DET_DATASETS', 'DET_METRICS', 'DET_MODELS', 'DET_TASK_UTILS', 'DET_TRANSFORMS',
-    'DET_VISUALIZERS', 'HOOKS',
+    'DET_VISUALIZERS', 'HOOKS', 'OPTIM_WRAPPER_CONSTRUCTORS',
     'CLS_DATA_SAMPLERS', 'CLS_DATASETS', 'CLS_METRICS', 'CLS_MODELS', 'CLS_TRANSFORMS',
     'register_module'
 ]

@@ -1,7 +1,8 @@
 from .checkpoint import allow_openmmlab_checkpoint_globals, openmmlab_checkpoint_globals
 from .fileio import AtomicLocalBackend, atomic_write_bytes
+from .profiling import count_aten_ops
 
 __all__ = [
     'allow_openmmlab_checkpoint_globals', 'openmmlab_checkpoint_globals', 'AtomicLocalBackend',
-    'atomic_write_bytes'
+    'atomic_write_bytes', 'count_aten_ops'
 ]

@@ -9,8 +9,9 @@
 #   source tools/gpu_prep.sh .gpu && bash benchmarks/issue8_gpu.sh det    # ~5 min; within 30 s (warm)
 #   source tools/gpu_prep.sh .gpu && bash benchmarks/issue8_gpu.sh cls     # ~3.5 min (+4 when cold)
 # Stages:
-#   micro  RTMDet loss step, stock vs batched assignment (benchmarks/rtmdet_assign_speed.py),
-#          and the training loader's samples/s with 12 workers (benchmarks/bccd_loader_speed.py)
+#   micro  one RTMDet training iteration (bs32, 640 px, AMP), stock mmdet/mmengine pieces vs the
+#          config's (benchmarks/rtmdet_step_speed.py), and the training loader's samples/s with
+#          12 workers (benchmarks/bccd_loader_speed.py): is the GPU step or the loader the bound?
 #   det    the 240 s budget run of the RTMDet config, scored on the ImageSets test split
 #          (benchmarks/bccd_budget.py); YOLO=1 adds the YOLOv8n peer (needs ultralytics carried)
 #   cls    C-NMC training / inference throughput and the fast-vs-stock equivalence run
@@ -25,33 +26,36 @@ mkdir -p "$out"
 data=.gpudata/bccd
 det_cfg=configs/rtmdet/rtmdet_tiny_640_240s-budget_bccd.py
 export PYTHONUNBUFFERED=1
+py=python3  # the device's interpreter (it holds torch); here the project's .venv
+if [ "$stage" = stage ] && [ -x .venv/bin/python ]; then py=.venv/bin/python; fi
+py="${PYTHON:-$py}"
 
 case "$stage" in
   stage)
     shared="${SHARED:-../shared}"
     rm -rf .gpu && cp -r "$shared/gpu" .gpu && chmod -R u+w .gpu
-    python tools/dataset_converters/bccd_to_coco.py "$shared/data/BCCD" --out-dir "$data" --copy
+    "$py" tools/dataset_converters/bccd_to_coco.py "$shared/data/BCCD" --out-dir "$data" --copy
     du -sh .gpu "$data"
     echo "carry: [\".gpu\", \".gpudata\"]"
     ;;
   micro)
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader \
       | tee "$out/gpu.txt"
-    python benchmarks/rtmdet_assign_speed.py --device cuda --batch 32 --size 640 --boxes 60 \
-      --repeats 10 --out "$out/rtmdet_assign_speed.json" | tee "$out/micro.md"
-    python benchmarks/bccd_loader_speed.py "$det_cfg" --data-root "$data" --workers 12 \
+    "$py" benchmarks/rtmdet_step_speed.py --device cuda --amp --batch 32 --size 640 --boxes 60 \
+      --repeats 10 --out "$out/rtmdet_step_speed.json" | tee "$out/micro.md"
+    "$py" benchmarks/bccd_loader_speed.py "$det_cfg" --data-root "$data" --workers 12 \
       --samples 1024 --out "$out/loader_speed.json" | tee -a "$out/micro.md"
     ;;
   det)
     extra=()
     if [ "${YOLO:-0}" = 1 ]; then extra=(--yolo yolov8n.yaml --device 0); fi
-    python benchmarks/bccd_budget.py "$det_cfg" --budget "${BUDGET:-240}" --amp \
+    "$py" benchmarks/bccd_budget.py "$det_cfg" --budget "${BUDGET:-240}" --amp \
       --data-root "$data" --split-prefix imagesets_ --work-dir /tmp/bccd_budget \
       --out-json "$out/bccd_budget.json" --out-md "$out/bccd_budget.md" "${extra[@]}"
     tail -c 4000 /tmp/bccd_budget/*/train_stdout.log > "$out/train_tail.log" || true
     ;;
   cls)
-    python benchmarks/cnmc_throughput.py --device cuda --equivalence --time-budget-s 190 \
+    "$py" benchmarks/cnmc_throughput.py --device cuda --equivalence --time-budget-s 190 \
       --out "$out/cnmc_throughput.json" --md "$out/cnmc_throughput.md"
     ;;
   *)

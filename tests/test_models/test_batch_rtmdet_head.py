@@ -153,41 +153,42 @@ def test_head_targets_losses_and_grads_equal_stock_head():
         torch.testing.assert_close(pb[name], ps[name], rtol=1e-5, atol=1e-7)
 
 
-def test_head_get_targets_equal_stock_per_level():
-    stock, batch = _heads()
-    gen = torch.Generator().manual_seed(11)
-    samples = _samples(gen, [7, 19])
-    priors = _priors()
-    scores, boxes = _random_preds(gen, priors, 2)
+def _targets(heads, seed, counts, ignore=None):
+    """``get_targets`` of each head on the same random predictions and boxes."""
+    gen = torch.Generator().manual_seed(seed)
+    samples = _samples(gen, counts)
+    scores, boxes = _random_preds(gen, _priors(), len(counts))
     sizes = [(IMG[0] // s, IMG[1] // s) for s in STRIDES]
     metas = [s.metainfo for s in samples]
     gts = [s.gt_instances for s in samples]
     outs = []
-    for head in (stock, batch):
+    for head in heads:
         anchors, flags = head.get_anchors(sizes, metas, device='cpu')
-        outs.append(head.get_targets(scores, boxes, anchors, flags, gts, metas))
-    for what, a, b in zip(['priors', 'labels', 'label_weights', 'bbox_targets', 'metrics'],
-                          outs[0][:5], outs[1][:5]):
-        assert len(a) == len(b) == 3, what
-        for la, lb in zip(a, b):
-            assert la.dtype == lb.dtype and la.shape == lb.shape, what
-            assert torch.equal(la, lb), what
+        outs.append(head.get_targets(scores, boxes, anchors, flags, gts, metas, ignore))
+    return outs
+
+
+def _assert_same_targets(a, b):
+    for what, la, lb in zip(['priors', 'labels', 'label_weights', 'bbox_targets', 'metrics'],
+                            a[:5], b[:5]):
+        assert len(la) == len(lb) == 3, what
+        for xa, xb in zip(la, lb):
+            assert xa.dtype == xb.dtype and xa.shape == xb.shape, what
+            assert torch.equal(xa, xb), what
+
+
+def test_head_get_targets_equal_stock_per_level():
+    stock, batch = _targets(_heads(), 11, [7, 19])
+    _assert_same_targets(stock, batch)
+    assert batch[5] is None  # no sampling results: the loss does not read them
 
 
 def test_head_falls_back_to_stock_code_with_ignored_boxes():
-    stock, batch = _heads()
-    gen = torch.Generator().manual_seed(5)
-    samples = _samples(gen, [6, 4])
-    priors = _priors()
-    scores, boxes = _random_preds(gen, priors, 2)
-    sizes = [(IMG[0] // s, IMG[1] // s) for s in STRIDES]
-    metas = [s.metainfo for s in samples]
     ignore = [InstanceData(bboxes=HorizontalBoxes(torch.tensor([[0., 0., 10., 10.]]))),
               InstanceData(bboxes=HorizontalBoxes(torch.zeros(0, 4)))]
-    anchors, flags = batch.get_anchors(sizes, metas, device='cpu')
-    out = batch.get_targets(scores, boxes, anchors, flags, [s.gt_instances for s in samples],
-                            metas, ignore)
-    assert out[5] is not None  # the stock path returns its sampling results
+    stock, batch = _targets(_heads(), 5, [6, 4], ignore)
+    assert batch[5] is not None  # the stock path ran: it returns its sampling results
+    _assert_same_targets(stock, batch)
 
 
 def test_head_rejects_a_per_image_assigner():

@@ -50,12 +50,26 @@ def build_train_dataset(config: str, data_root: str, split_prefix: str):
     return cfg, DATASETS.build(ds)
 
 
+class _Timed:
+    """A pipeline step that adds its own run time to ``acc[name]``."""
+
+    def __init__(self, transform, acc):
+        self.transform, self.acc = transform, acc
+        self.name = type(transform).__name__
+
+    def __call__(self, results):
+        t0 = time.perf_counter()
+        try:
+            return self.transform(results)
+        finally:
+            self.acc[self.name] += time.perf_counter() - t0
+
+
 def time_in_process(dataset, samples: int) -> dict:
-    """Samples/s of one process, and the seconds each transform took."""
+    """Samples/s of one process, and the milliseconds each transform took per sample."""
     pipeline = dataset.pipeline if hasattr(dataset, 'pipeline') else dataset.dataset.pipeline
     per_step = defaultdict(float)
-    for t in pipeline.transforms:  # wrap each transform's __call__ to time it
-        t.__class__.__call__ = _timed(t.__class__.__call__, type(t).__name__, per_step)
+    pipeline.transforms = [_Timed(t, per_step) for t in pipeline.transforms]
     for i in range(min(10, len(dataset))):  # warm-up: fills the mosaic / mixup caches
         dataset[i]
     per_step.clear()
@@ -63,24 +77,9 @@ def time_in_process(dataset, samples: int) -> dict:
     for i in range(samples):
         dataset[i % len(dataset)]
     wall = time.perf_counter() - t0
-    return dict(samples_per_s=round(samples / wall, 1), ms_per_sample=round(1000 * wall / samples,
-                                                                           2),
+    return dict(samples_per_s=round(samples / wall, 1),
+                ms_per_sample=round(1000 * wall / samples, 2),
                 ms_per_transform={k: round(1000 * v / samples, 2) for k, v in per_step.items()})
-
-
-def _timed(call, name, acc):
-    if getattr(call, '_bench_timed', False):
-        return call
-
-    def wrapper(self, *a, **k):
-        t0 = time.perf_counter()
-        try:
-            return call(self, *a, **k)
-        finally:
-            acc[name] += time.perf_counter() - t0
-
-    wrapper._bench_timed = True
-    return wrapper
 
 
 def time_loader(cfg, dataset, samples: int, workers: int, batch: int) -> dict:

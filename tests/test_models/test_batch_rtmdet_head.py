@@ -8,9 +8,17 @@ from mmdet.models.task_modules.prior_generators import MlvlPointGenerator
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import HorizontalBoxes
+from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 import mmbloodcell  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def _mmdet_scope():
+    """mmdet's registries, whatever scope an earlier test left (the suite mixes libraries)."""
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
 
 STRIDES = [8, 16, 32]
 IMG = (96, 128)  # h, w
@@ -153,11 +161,12 @@ def test_head_targets_losses_and_grads_equal_stock_head():
         torch.testing.assert_close(pb[name], ps[name], rtol=1e-5, atol=1e-7)
 
 
-def _targets(heads, seed, counts, ignore=None):
+def _targets(heads, seed, counts, ignore=None, score_dtype=torch.float32):
     """``get_targets`` of each head on the same random predictions and boxes."""
     gen = torch.Generator().manual_seed(seed)
     samples = _samples(gen, counts)
     scores, boxes = _random_preds(gen, _priors(), len(counts))
+    scores = scores.to(score_dtype)
     sizes = [(IMG[0] // s, IMG[1] // s) for s in STRIDES]
     metas = [s.metainfo for s in samples]
     gts = [s.gt_instances for s in samples]
@@ -181,6 +190,14 @@ def test_head_get_targets_equal_stock_per_level():
     stock, batch = _targets(_heads(), 11, [7, 19])
     _assert_same_targets(stock, batch)
     assert batch[5] is None  # no sampling results: the loss does not read them
+
+
+def test_head_get_targets_equal_stock_under_autocast():
+    """AMP: the head's logits come in half precision, the costs mix dtypes as mmdet's do."""
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        stock, batch = _targets(_heads(), 13, [9, 25, 1], score_dtype=torch.bfloat16)
+    _assert_same_targets(stock, batch)
+    assert (batch[1][0] < NUM_CLASSES).any()  # there are positives
 
 
 def test_head_falls_back_to_stock_code_with_ignored_boxes():

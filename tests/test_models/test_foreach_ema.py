@@ -6,9 +6,17 @@ import torch
 import torch.nn as nn
 from mmdet.models.layers import ExpMomentumEMA
 from mmdet.registry import MODELS
+from mmengine.registry import DefaultScope
 
 import mmbloodcell  # noqa: F401
 from mmbloodcell.utils import count_aten_ops
+
+
+@pytest.fixture(autouse=True)
+def _mmdet_scope():
+    """mmdet's registries, whatever scope an earlier test left (the suite mixes libraries)."""
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
 
 
 def _model():

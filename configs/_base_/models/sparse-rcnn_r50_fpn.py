@@ -76,7 +76,8 @@ model = dict(
         rcnn=[
             dict(
                 assigner=dict(
-                    type='HungarianAssigner',
+                    # mmdet's HungarianAssigner, costs in float32: it also works under --amp
+                    type='Fp32HungarianAssigner',
                     match_costs=[
                         dict(type='FocalLossCost', weight=2.0),
                         dict(type='BBoxL1Cost', weight=5.0, box_format='xyxy'),

@@ -1,2 +1,3 @@
 # Modules register themselves on import; add one import line per module.
 from .batch_dsl_assigner import BatchDynamicSoftLabelAssigner  # noqa: F401
+from .fp32_hungarian_assigner import Fp32HungarianAssigner  # noqa: F401

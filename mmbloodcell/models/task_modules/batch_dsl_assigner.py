@@ -96,10 +96,12 @@ class BatchDynamicSoftLabelAssigner(DynamicSoftLabelAssigner):
         # soft_cls_cost, element by element as mmdet's (B, P, G, C) tensor, computed cheaply:
         # for a class other than the box's the soft label is 0 and the term depends on (b, p, c)
         # only; for the box's class it is BCE(s, IoU) * |IoU - sigmoid(s)|^2 on (B, P, G)
+        # (dtypes follow mmdet's: the soft label is float32 like the IoUs, also under autocast)
         labels = gt_labels.long().clamp(min=0)
+        zero = ious.new_zeros(())
         neg_term = F.binary_cross_entropy_with_logits(
-            pred_scores, torch.zeros_like(pred_scores), reduction='none') \
-            * pred_scores.sigmoid().pow(2.0)  # (B, P, C)
+            pred_scores, zero.expand(pred_scores.shape), reduction='none') \
+            * (zero - pred_scores.sigmoid()).abs().pow(2.0)  # (B, P, C)
         label_scores = torch.gather(pred_scores, 2, labels[:, None, :].expand(-1, num_priors, -1))
         soft_label = ious  # (B, P, G)
         pos_term = F.binary_cross_entropy_with_logits(label_scores, soft_label, reduction='none') \

@@ -1,0 +1,49 @@
+"""Hungarian matching whose costs are computed in float32, so that it works under AMP."""
+from typing import Optional
+
+import torch
+from mmdet.models.task_modules.assigners import AssignResult, HungarianAssigner
+from mmengine.structures import InstanceData
+
+from mmbloodcell.registry import DET_TASK_UTILS
+
+
+@DET_TASK_UTILS.register_module()
+class Fp32HungarianAssigner(HungarianAssigner):
+    """mmdet's :class:`HungarianAssigner` (DETR / Sparse R-CNN set matching) with the match
+    costs computed in float32 and checked before scipy's ``linear_sum_assignment``.
+
+    Under AMP the detection head's logits and boxes arrive in float16. mmdet's
+    ``FocalLossCost`` computes ``-log(1 - sigmoid(s) + eps)`` with ``eps = 1e-12``, which is 0
+    in float16: once a logit saturates (``sigmoid(s) == 1`` in float16, from ``s`` ~ 8) the cost
+    is infinite, and scipy stops training with "matrix contains invalid numeric entries"
+    (measured on the H100: Sparse R-CNN under ``--amp`` crashed after 34 s). Here the
+    predictions' floating-point fields are cast to float32 and autocast is off while the costs
+    are computed; in float32 training nothing changes (the unit test compares the two). A cost
+    that is still not finite (NaN or infinite predictions: a diverged model) raises an error
+    that says so, instead of scipy's.
+
+    Args:
+        match_costs: as :class:`mmdet.models.task_modules.HungarianAssigner`.
+    """
+
+    def assign(self, pred_instances: InstanceData, gt_instances: InstanceData,
+               img_meta: Optional[dict] = None, **kwargs) -> AssignResult:
+        pred32 = InstanceData(metainfo=pred_instances.metainfo)
+        for key, value in pred_instances.items():
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
+                value = value.float()
+            pred32[key] = value
+        device_type = next((v.device.type for v in pred_instances.values()
+                            if isinstance(v, torch.Tensor)), 'cpu')
+        try:
+            with torch.autocast(device_type=device_type, enabled=False):
+                return super().assign(pred32, gt_instances, img_meta=img_meta, **kwargs)
+        except ValueError as e:  # scipy's linear_sum_assignment
+            if 'invalid numeric entries' not in str(e):
+                raise
+            raise ValueError(
+                f'{type(self).__name__}: the matching cost is not finite although it was '
+                f'computed in float32, so the predictions hold NaN or inf: the model diverged. '
+                f'Lower the learning rate, add warm-up or gradient clipping '
+                f'(optim_wrapper.clip_grad), and check the input normalisation. ({e})') from e

@@ -38,7 +38,7 @@ def test_bccd_loader_speed_in_process(bccd_coco, tmp_path):
     row = json.load(open(out))['results'][0]
     assert row == rows[0] and row['samples_per_s'] > 0
     steps = row['ms_per_transform']
-    assert {'LoadImageFromFile', 'CachedMosaic', 'CachedMixUp', 'PackDetInputs'} <= set(steps)
+    assert {'LoadImageFromFile', 'CachedMosaic', 'FastCachedMixUp', 'PackDetInputs'} <= set(steps)
     assert sum(steps.values()) <= row['ms_per_sample'] * 1.05
 
 

@@ -48,3 +48,34 @@ def test_bccd_loader_speed_with_workers(bccd_coco):
          '--data-root', bccd_coco, '--split-prefix', '', '--samples', '4', '--workers', '1',
          '--batch', '2'])
     assert rows[0]['workers'] == 1 and rows[0]['samples_per_s'] > 0
+
+
+def test_config_setup_trains_like_the_stock_setup():
+    """Several iterations (forward, loss, backward, AdamW, EMA) of the budget config's set-up
+    give the stock mmdet / mmengine set-up's losses, step by step."""
+    import copy
+
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    step_speed = _script('rtmdet_step_speed')
+    args = step_speed.parse_args(['--batch', '3', '--size', '192', '--boxes', '12'])
+    cfg = Config.fromfile(args.config)
+    data = step_speed.make_batch(args)
+    runs, state = [], None
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        for stock in (True, False):
+            model, optim_wrapper, ema = step_speed.build_setup(cfg, stock, args, state)
+            state = state or copy.deepcopy(model.state_dict())
+            ema.update_parameters(model)
+            losses = []
+            for _ in range(6):
+                out = model.train_step(copy.deepcopy(data), optim_wrapper)
+                ema.update_parameters(model)
+                losses.append(torch.stack([out['loss_cls'], out['loss_bbox']]).detach())
+            runs.append((torch.stack(losses), ema.module.state_dict()))
+    (stock_losses, stock_ema), (losses, ema_state) = runs
+    torch.testing.assert_close(losses, stock_losses, rtol=1e-5, atol=1e-6)
+    assert losses[-1, 1] < losses[0, 1]  # it trained
+    for key in stock_ema:
+        torch.testing.assert_close(ema_state[key], stock_ema[key], rtol=1e-5, atol=1e-6)

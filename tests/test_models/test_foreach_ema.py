@@ -19,16 +19,20 @@ def _mmdet_scope():
         yield
 
 
-def _model():
+def _model(shared=False):
     torch.manual_seed(0)
+    if shared:  # one conv used twice (as RTMDet's head shares its convs across levels)
+        conv = nn.Conv2d(8, 8, 1)
+        return nn.Sequential(nn.Conv2d(3, 8, 3), conv, nn.BatchNorm2d(8), nn.SiLU(), conv)
     return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.SiLU(), nn.Conv2d(8, 4, 1),
                          nn.BatchNorm2d(4))
 
 
+@pytest.mark.parametrize('shared', [False, True])
 @pytest.mark.parametrize('update_buffers', [True, False])
 @pytest.mark.parametrize('interval', [1, 2])
-def test_same_average_as_mmdet(update_buffers, interval):
-    model = _model()
+def test_same_average_as_mmdet(update_buffers, interval, shared):
+    model = _model(shared)
     kw = dict(momentum=0.01, gamma=5, interval=interval, update_buffers=update_buffers)
     stock = ExpMomentumEMA(copy.deepcopy(model), **kw)
     fast = MODELS.build(dict(type='ForeachExpMomentumEMA', model=copy.deepcopy(model), **kw))

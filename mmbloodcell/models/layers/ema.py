@@ -1,5 +1,7 @@
 """RTMDet's exponential-momentum EMA, updated with a few multi-tensor kernels per step."""
 import math
+from collections import Counter
+from typing import List, Tuple
 
 import torch
 import torch.nn as nn
@@ -22,7 +24,8 @@ class ForeachExpMomentumEMA(ExpMomentumEMA):
     mmengine's ``BaseAveragedModel.update_parameters`` applies it tensor by tensor: two kernels
     per tensor, about 1,900 launches per iteration for RTMDet-tiny, a large part of a small
     model's GPU step. Here it is two multi-tensor kernels; the averaged weights are the same
-    (the unit test compares them with mmdet's after several steps).
+    (the unit tests compare them with mmdet's after several steps), also for tensors shared by
+    several modules, which mmengine updates once per name (see :meth:`_update_plan`).
 
     Args:
         model, momentum, gamma, interval, device, update_buffers: as
@@ -36,16 +39,35 @@ class ForeachExpMomentumEMA(ExpMomentumEMA):
             super().update_parameters(model)  # the first copy, and the skipped steps
             return
         src = model.state_dict() if self.update_buffers else dict(model.named_parameters())
-        avg, cur = [], []
-        for k, p_avg in self.avg_parameters.items():
-            if p_avg.dtype.is_floating_point:
-                avg.append(p_avg.data)
-                cur.append(src[k].data.to(p_avg.device))
         momentum = (1 - self.momentum) * math.exp(-float(1 + self.steps) / self.gamma) \
             + self.momentum
+        avg, cur = [], []
+        for key, shared in self._update_plan():
+            p_avg = self.avg_parameters[key].data
+            p_src = src[key].data.to(p_avg.device)
+            if shared:  # updated once per name, one by one, as mmengine does
+                p_avg.mul_(1 - momentum).add_(p_src, alpha=momentum)
+            else:
+                avg.append(p_avg)
+                cur.append(p_src)
         torch._foreach_mul_(avg, 1 - momentum)
         torch._foreach_add_(avg, cur, alpha=momentum)
         if not self.update_buffers:  # keep the buffers in sync with the source model
             for b_avg, b_src in zip(self.module.buffers(), model.buffers()):
                 b_avg.data.copy_(b_src.data.to(b_avg.device))
         self.steps += 1
+
+    def _update_plan(self) -> List[Tuple[str, bool]]:
+        """``(name, shared)`` of every floating-point tensor averaged, computed once.
+
+        A tensor shared by several modules (RTMDet's head shares its convolutions across
+        levels) stands in the state dict under several names; mmengine updates it once per
+        name, so ``shared`` ones are not fused.
+        """
+        if getattr(self, '_plan', None) is None:
+            keys = [k for k, p in self.avg_parameters.items() if p.dtype.is_floating_point]
+            where = [(self.avg_parameters[k].data_ptr(), tuple(self.avg_parameters[k].shape))
+                     for k in keys]
+            counts = Counter(where)
+            self._plan = [(k, counts[w] > 1) for k, w in zip(keys, where)]
+        return self._plan

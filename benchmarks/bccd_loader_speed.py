@@ -6,7 +6,7 @@
 
 ``--workers 0`` times ``dataset[i]`` in this process: samples per second of ONE loader worker
 (multiply by the workers a machine can run; the GPU machine has 16 cores). ``--workers N``
-times a ``DataLoader`` with N worker processes and the config's collate function instead
+times a ``DataLoader`` with N worker processes and mmengine's ``pseudo_collate`` instead
 (samples per second of the whole loader, after the first batch). The per-transform split of the
 time is printed for ``--workers 0``.
 """
@@ -47,7 +47,7 @@ def build_train_dataset(config: str, data_root: str, split_prefix: str):
         inner = inner['dataset']
     inner['data_root'] = data_root.rstrip('/') + '/'
     inner['ann_file'] = f'annotations/{split_prefix}train.json'
-    return cfg, DATASETS.build(ds)
+    return DATASETS.build(ds)
 
 
 class _Timed:
@@ -82,7 +82,7 @@ def time_in_process(dataset, samples: int) -> dict:
                 ms_per_transform={k: round(1000 * v / samples, 2) for k, v in per_step.items()})
 
 
-def time_loader(cfg, dataset, samples: int, workers: int, batch: int) -> dict:
+def time_loader(dataset, samples: int, workers: int, batch: int) -> dict:
     from mmengine.dataset import pseudo_collate
     from torch.utils.data import DataLoader
     loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers,
@@ -106,9 +106,9 @@ def main(argv=None):
     import torch
     rows = []
     for config in args.configs:
-        cfg, dataset = build_train_dataset(config, args.data_root, args.split_prefix)
+        dataset = build_train_dataset(config, args.data_root, args.split_prefix)
         if args.workers:
-            row = time_loader(cfg, dataset, args.samples, args.workers, args.batch)
+            row = time_loader(dataset, args.samples, args.workers, args.batch)
         else:
             row = time_in_process(dataset, args.samples)
         row['config'] = osp.relpath(config, ROOT)

@@ -78,7 +78,8 @@ def build_setup(cfg, stock: bool, args, state=None):
     model_cfg = copy.deepcopy(cfg.model)
     ow_cfg = copy.deepcopy(cfg.optim_wrapper)
     ema_cfg = copy.deepcopy([h for h in cfg.custom_hooks if h['type'] == 'EMAHook'][0])
-    ema_cfg.pop('type'), ema_cfg.pop('priority', None)
+    ema_cfg.pop('type')
+    ema_cfg.pop('priority', None)
     ema_type = ema_cfg.pop('ema_type')
     if stock:
         model_cfg.bbox_head.type = 'RTMDetSepBNHead'

@@ -1,12 +1,12 @@
 """Faster implementations of two of mmdet's RTMDet / YOLOX augmentations, for uint8 images.
 
 On a GPU a small detector trains faster than its loader can augment (issue 8): at 640 px
-mmdet's ``CachedMixUp`` spent 8.8 ms and ``YOLOXHSVRandomAug`` 4.3 ms of a 24.8 ms sample on
+mmdet's ``CachedMixUp`` spent 10.3 ms and ``YOLOXHSVRandomAug`` 4.3 ms of a 26.4 ms sample on
 one CPU core (``benchmarks/bccd_loader_speed.py``), mostly in float64 copies of the image. These
 subclasses draw the same random numbers in the same order and give the same boxes and labels;
 the images are equal (HSV) or equal up to one grey level where mmdet resizes in float64 and
-truncates (mix-up with a scale jitter). Any other input (float images, masks) goes to mmdet's
-code.
+truncates (mix-up with a scale jitter). Any other input (float or non-3-channel images, masks)
+goes to mmdet's code.
 """
 import copy
 
@@ -65,7 +65,8 @@ class FastCachedMixUp(CachedMixUp):
 
     @autocast_box_type()
     def transform(self, results: dict) -> dict:
-        if 'gt_masks' in results or results['img'].dtype != np.uint8:
+        img = results['img']
+        if 'gt_masks' in results or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             return super().transform.__wrapped__(self, results)
         self.results_cache.append(copy.deepcopy(results))
         if len(self.results_cache) > self.max_cached_images:
@@ -94,7 +95,6 @@ class FastCachedMixUp(CachedMixUp):
             canvas = canvas[:, ::-1]
 
         # padded to cover this image, cropped at a random offset to its size
-        img = results['img']
         origin_h, origin_w = canvas.shape[:2]
         target_h, target_w = img.shape[:2]
         padded = np.full((max(origin_h, target_h), max(origin_w, target_w), 3), self.pad_val,

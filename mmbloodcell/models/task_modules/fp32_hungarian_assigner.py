@@ -11,7 +11,8 @@ from mmbloodcell.registry import DET_TASK_UTILS
 @DET_TASK_UTILS.register_module()
 class Fp32HungarianAssigner(HungarianAssigner):
     """mmdet's :class:`HungarianAssigner` (DETR / Sparse R-CNN set matching) with the match
-    costs computed in float32 and checked before scipy's ``linear_sum_assignment``.
+    costs computed in float32, and a plain error when scipy's ``linear_sum_assignment`` still
+    finds them not finite.
 
     Under AMP the detection head's logits and boxes arrive in float16. mmdet's
     ``FocalLossCost`` computes ``-log(1 - sigmoid(s) + eps)`` with ``eps = 1e-12``, which is 0

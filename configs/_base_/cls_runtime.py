@@ -4,7 +4,7 @@ custom_imports = dict(imports=['mmbloodcell'], allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50),
+    logger=dict(type='MainProcessLoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # keep the best epoch by the challenge's score (weighted F1 of BinaryClassificationMetric)
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,

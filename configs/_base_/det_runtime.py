@@ -4,7 +4,7 @@ custom_imports = dict(imports=['mmbloodcell'], allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=20),
+    logger=dict(type='MainProcessLoggerHook', interval=20),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=3,
                     save_best='coco/bbox_mAP', rule='greater',

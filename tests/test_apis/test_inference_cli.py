@@ -106,7 +106,7 @@ def detector(bccd_mini, tmp_path_factory):
     cfg.param_scheduler = []
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=2,
                                         save_optimizer=False)
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.default_hooks.logger.interval = 1
     cfg.custom_hooks = []
     cfg.model.backbone.init_cfg = None
     # the config keeps the demo's test_cfg.score_thr=0.05: the CLI lowers it to --score-thr

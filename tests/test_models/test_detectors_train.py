@@ -66,7 +66,7 @@ def shrink(cfg, mini, work_dir, name):
     cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=ITERS, val_interval=ITERS)
     cfg.param_scheduler = []
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1)
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.default_hooks.logger.interval = 1
     cfg.custom_hooks = [dict(type='LatencyHook', warmup=0)]
     cfg.model.backbone.init_cfg = None
     # after a few iterations from scratch, scores are low: keep every box so that the COCO

@@ -4,3 +4,4 @@ from .class_weight_hook import ClassWeightHook  # noqa: F401
 from .time_budget_hook import TimeBudgetHook  # noqa: F401
 from .non_finite_loss_hook import NonFiniteLossError, NonFiniteLossHook  # noqa: F401
 from .exact_resume_hook import ExactResumeHook  # noqa: F401
+from .logger_hook import MainProcessLoggerHook  # noqa: F401

@@ -2,25 +2,32 @@
 # Issue 8's GPU measurements as one prepared script, sized for the lent GPU's budget (15 min of
 # device time per task, 10 min per call, the machine kept warm for 30 s after a call).
 #
-# Here, on the developer machine, once (writes the git-ignored .gpu/ and .gpudata/):
-#   bash benchmarks/issue8_gpu.sh stage
+# Here, on the developer machine, once (writes the git-ignored .gpu/, .gpudata/ and, with
+# YOLO=1, .gpuyolo/):
+#   [YOLO=1] [MMCV_EXT=DIR] bash benchmarks/issue8_gpu.sh stage
+# MMCV_EXT (default .gpucache/ext): mmcv's CUDA ops built beforehand for the device (sm_90,
+# CPython 3.12, torch 2.11.0+cu130; tools/build_mmcv_cuda_ext.sh makes them on a machine without
+# a GPU): copied to .gpu/ext/, so that tools/gpu_prep.sh skips the 4-minute build there.
 # On the device (the `run` tool, carry [".gpu", ".gpudata"]), each stage one call:
-#   source tools/gpu_prep.sh .gpu && bash benchmarks/issue8_gpu.sh micro  # ~6 min, 4 of them mmcv's build
-#   source tools/gpu_prep.sh .gpu && bash benchmarks/issue8_gpu.sh det    # ~5 min; within 30 s (warm)
-#   source tools/gpu_prep.sh .gpu && bash benchmarks/issue8_gpu.sh cls     # ~3.5 min (+4 when cold)
+#   source tools/gpu_prep.sh .gpu && bash benchmarks/issue8_gpu.sh micro  # ~2 min (+4 without ext/)
+#   source tools/gpu_prep.sh .gpu && bash benchmarks/issue8_gpu.sh det    # ~5 min (+4 without ext/)
+#   source tools/gpu_prep.sh .gpu && bash benchmarks/issue8_gpu.sh cls     # ~3.5 min (+4 without ext/)
+#   source tools/gpu_prep.sh .gpu && bash benchmarks/issue8_gpu.sh yolo    # ~5 min; carry .gpuyolo too
 # Stages:
 #   micro  one RTMDet training iteration (bs32, 640 px, AMP), stock mmdet/mmengine pieces vs the
 #          config's (benchmarks/rtmdet_step_speed.py), and the training loader's samples/s with
 #          12 workers (benchmarks/bccd_loader_speed.py): is the GPU step or the loader the bound?
 #   det    the 240 s budget run of the RTMDet config, scored on the ImageSets test split
-#          (benchmarks/bccd_budget.py); YOLO=1 adds the YOLOv8n peer (needs ultralytics carried)
+#          (benchmarks/bccd_budget.py)
+#   yolo   the YOLOv8n peer under the same budget and scoring (bccd_budget.py --yolo), from the
+#          ultralytics wheels that `YOLO=1 ... stage` put in .gpuyolo/ (the device has none)
 #   cls    C-NMC training / inference throughput and the fast-vs-stock equivalence run
 #          (benchmarks/cnmc_throughput.py --equivalence)
 # Results go to $OUT (the device tool brings them back) or benchmarks/results/gpu/ elsewhere;
 # record them in benchmarks/README.md with this command, the date and the GPU.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-stage="${1:?usage: benchmarks/issue8_gpu.sh stage|micro|det|cls}"
+stage="${1:?usage: benchmarks/issue8_gpu.sh stage|micro|det|cls|yolo}"
 out="${OUT:-benchmarks/results/gpu}"
 mkdir -p "$out"
 data=.gpudata/bccd
@@ -34,9 +41,28 @@ case "$stage" in
   stage)
     shared="${SHARED:-../shared}"
     rm -rf .gpu && cp -r "$shared/gpu" .gpu && chmod -R u+w .gpu
+    ext="${MMCV_EXT:-.gpucache/ext}"
+    if ls "$ext"/_ext*.so >/dev/null 2>&1; then
+      mkdir -p .gpu/ext && cp "$ext"/_ext*.so .gpu/ext/ && echo "prebuilt mmcv ops: $ext"
+    fi
     "$py" tools/dataset_converters/bccd_to_coco.py "$shared/data/BCCD" --out-dir "$data" --copy
-    du -sh .gpu "$data"
-    echo "carry: [\".gpu\", \".gpudata\"]"
+    carry='".gpu", ".gpudata"'
+    if [ "${YOLO:-0}" = 1 ]; then
+      # the versions of this machine's ultralytics; polars 1.31 because later versions split
+      # into polars + a 54 MB polars-runtime wheel, which with the data passes the 64 MiB a
+      # device call carries (ultralytics asks for polars>=0.20; its tests pass with 1.31 here)
+      ver() { "$py" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null \
+                || echo "$2"; }
+      rm -rf .gpuyolo && mkdir -p .gpuyolo
+      "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+        --platform manylinux2014_x86_64 -d .gpuyolo "ultralytics==$(ver ultralytics 8.4.190)" \
+        "ultralytics-thop==$(ver ultralytics-thop 2.2.3)" \
+        "ultralytics-platform==$(ver ultralytics-platform 0.1.99)" polars==1.31.0
+      carry="$carry, \".gpuyolo\""
+    fi
+    du -shc .gpu "$data" $([ -d .gpuyolo ] && echo .gpuyolo)
+    echo "carry: [$carry]"
     ;;
   micro)
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader \
@@ -52,17 +78,26 @@ case "$stage" in
     done
     ;;
   det)
-    extra=()
-    if [ "${YOLO:-0}" = 1 ]; then extra=(--yolo yolov8n.yaml --device 0); fi
     "$py" benchmarks/bccd_budget.py "$det_cfg" --budget "${BUDGET:-240}" --amp \
       --data-root "$data" --split-prefix imagesets_ --work-dir /tmp/bccd_budget \
-      --out-json "$out/bccd_budget.json" --out-md "$out/bccd_budget.md" "${extra[@]}"
+      --out-json "$out/bccd_budget.json" --out-md "$out/bccd_budget.md"
     tail -c 4000 /tmp/bccd_budget/*/train_stdout.log > "$out/train_tail.log" || true
+    ;;
+  yolo)
+    ls .gpuyolo/*.whl >/dev/null 2>&1 \
+      || { echo "no .gpuyolo/*.whl: run YOLO=1 bash benchmarks/issue8_gpu.sh stage here" >&2; exit 2; }
+    "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target /tmp/site .gpuyolo/*.whl
+    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+    "$py" benchmarks/bccd_budget.py --yolo yolov8n.yaml --device 0 --budget "${BUDGET:-240}" \
+      --amp --data-root "$data" --split-prefix imagesets_ --work-dir /tmp/bccd_budget_yolo \
+      --out-json "$out/bccd_budget_yolo.json" --out-md "$out/bccd_budget_yolo.md"
+    tail -c 4000 /tmp/bccd_budget_yolo/yolo/stdout.log > "$out/yolo_tail.log" || true
     ;;
   cls)
     "$py" benchmarks/cnmc_throughput.py --device cuda --equivalence --time-budget-s 190 \
       --out "$out/cnmc_throughput.json" --md "$out/cnmc_throughput.md"
     ;;
   *)
-    echo "unknown stage $stage: stage|micro|det|cls" >&2; exit 2 ;;
+    echo "unknown stage $stage: stage|micro|det|cls|yolo" >&2; exit 2 ;;
 esac

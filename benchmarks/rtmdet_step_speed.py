@@ -1,5 +1,5 @@
-"""Time one training iteration of the RTMDet budget config (issue 8) with stock mmdet / mmengine
-pieces and with mmbloodcell's, and count the operators each dispatches.
+"""Time one training iteration of a detection budget config (issue 8: RTMDet, Sparse R-CNN) with
+stock mmdet / mmengine pieces and with mmbloodcell's, and count the operators each dispatches.
 
     python benchmarks/rtmdet_step_speed.py [--device cpu|cuda] [--batch 32] [--size 640]
         [--boxes 60] [--repeats 5] [--amp] [--config CONFIG] [--out results.json]
@@ -14,6 +14,11 @@ same weights, same batch:
   ``ExpMomentumEMA`` (two kernels per tensor);
 - ``config``: what the config builds: ``BatchRTMDetSepBNHead`` + ``BatchDynamicSoftLabelAssigner``,
   ``GroupedOptimWrapperConstructor``, ``ForeachExpMomentumEMA``.
+
+With ``--config configs/sparse_rcnn/sparse-rcnn_cspnext-t_fpn_100p_640_240s-budget_bccd.py`` the
+head swapped is the RoI head: mmdet's ``SparseRoIHead`` + ``Fp32HungarianAssigner`` (image by
+image at each stage) against ``BatchSparseRoIHead`` + ``BatchHungarianAssigner``. Both set-ups
+start from the same weights, initialised as the runner does (``init_weights``).
 
 The batch: random images, ``--boxes`` cells per image sized like BCCD's (RBC ~100 px, WBC
 ~200 px, platelets ~40 px at 640 px; a mosaic image holds 20-80). AdamW runs with
@@ -82,17 +87,25 @@ def build_setup(cfg, stock: bool, args, state=None):
     ema_cfg.pop('priority', None)
     ema_type = ema_cfg.pop('ema_type')
     if stock:
-        model_cfg.bbox_head.type = 'RTMDetSepBNHead'
-        model_cfg.train_cfg.assigner.type = 'DynamicSoftLabelAssigner'
+        if model_cfg.get('bbox_head', {}).get('type') == 'BatchRTMDetSepBNHead':
+            model_cfg.bbox_head.type = 'RTMDetSepBNHead'
+            model_cfg.train_cfg.assigner.type = 'DynamicSoftLabelAssigner'
+        if model_cfg.get('roi_head', {}).get('type') == 'BatchSparseRoIHead':
+            model_cfg.roi_head.type = 'SparseRoIHead'
+            for stage in model_cfg.train_cfg.rcnn:
+                stage.assigner.type = 'Fp32HungarianAssigner'
         ow_cfg.pop('constructor', None)
         ema_type = 'ExpMomentumEMA'
     ow_cfg.optimizer['foreach'] = True
     if args.amp:
         ow_cfg['type'] = 'AmpOptimWrapper'
     torch.manual_seed(args.seed)
-    model = MODELS.build(model_cfg).to(args.device)
-    if state is not None:
+    model = MODELS.build(model_cfg)
+    if state is None:
+        model.init_weights()  # as the runner does (Sparse R-CNN's proposals need it)
+    else:
         model.load_state_dict(state)
+    model = model.to(args.device)
     model.train()
     optim_wrapper = build_optim_wrapper(model, ow_cfg)
     ema = MODELS.build(dict(type=ema_type, model=model, **ema_cfg))
@@ -135,7 +148,8 @@ def main(argv=None):
         rows.append(dict(setup=name, ms=round(1000 * statistics.median(times), 2),
                          aten_ops=count_aten_ops(step), first_losses=first,
                          param_groups=len(optim_wrapper.optimizer.param_groups),
-                         head=type(model.bbox_head).__name__, ema=type(ema).__name__))
+                         head=type(getattr(model, 'roi_head', None) or model.bbox_head).__name__,
+                         ema=type(ema).__name__))
     a, b = rows[0]['first_losses'], rows[1]['first_losses']
     same = all(abs(a[k] - b[k]) <= 1e-4 * max(1.0, abs(a[k])) for k in a)
     env = dict(device=args.device, batch=args.batch, size=args.size, boxes=args.boxes,

@@ -14,11 +14,12 @@
 #   source tools/gpu_prep.sh .gpu && bash benchmarks/issue8_gpu.sh cls     # ~3.5 min (+4 without ext/)
 #   source tools/gpu_prep.sh .gpu && bash benchmarks/issue8_gpu.sh yolo    # ~5 min; carry .gpuyolo too
 # Stages:
-#   micro  one RTMDet training iteration (bs32, 640 px, AMP), stock mmdet/mmengine pieces vs the
-#          config's (benchmarks/rtmdet_step_speed.py), and the training loader's samples/s with
-#          12 workers (benchmarks/bccd_loader_speed.py): is the GPU step or the loader the bound?
-#   det    the 240 s budget run of the RTMDet config, scored on the ImageSets test split
-#          (benchmarks/bccd_budget.py)
+#   micro  one training iteration (bs32, 640 px, AMP) of the RTMDet and the Sparse R-CNN budget
+#          configs, stock mmdet/mmengine pieces vs the configs' (benchmarks/rtmdet_step_speed.py),
+#          and the training loader's samples/s with 12 workers (benchmarks/bccd_loader_speed.py):
+#          is the GPU step or the loader the bound?
+#   det    the 240 s budget run of the RTMDet config (CONFIG=... for another, e.g. the Sparse
+#          R-CNN budget config), scored on the ImageSets test split (benchmarks/bccd_budget.py)
 #   yolo   the YOLOv8n peer under the same budget and scoring (bccd_budget.py --yolo), from the
 #          ultralytics wheels that `YOLO=1 ... stage` put in .gpuyolo/ (the device has none)
 #   cls    C-NMC training / inference throughput and the fast-vs-stock equivalence run
@@ -31,7 +32,8 @@ stage="${1:?usage: benchmarks/issue8_gpu.sh stage|micro|det|cls|yolo}"
 out="${OUT:-benchmarks/results/gpu}"
 mkdir -p "$out"
 data=.gpudata/bccd
-det_cfg=configs/rtmdet/rtmdet_tiny_640_240s-budget_bccd.py
+det_cfg="${CONFIG:-configs/rtmdet/rtmdet_tiny_640_240s-budget_bccd.py}"
+sparse_cfg=configs/sparse_rcnn/sparse-rcnn_cspnext-t_fpn_100p_640_240s-budget_bccd.py
 export PYTHONUNBUFFERED=1
 py=python3  # the device's interpreter (it holds torch); here the project's .venv
 if [ "$stage" = stage ] && [ -x .venv/bin/python ]; then py=.venv/bin/python; fi
@@ -71,19 +73,17 @@ case "$stage" in
       | tee "$out/gpu.txt"
     "$py" benchmarks/rtmdet_step_speed.py --device cuda --amp --batch 32 --size 640 --boxes 60 \
       --repeats 10 --out "$out/rtmdet_step_speed.json" | tee "$out/micro.md"
+    "$py" benchmarks/rtmdet_step_speed.py --config "$sparse_cfg" --device cuda --amp --batch 32 \
+      --size 640 --boxes 60 --repeats 10 --out "$out/sparse_step_speed.json" | tee -a "$out/micro.md"
     "$py" benchmarks/bccd_loader_speed.py "$det_cfg" --data-root "$data" --workers 12 \
       --samples 1024 --out "$out/loader_speed.json" | tee -a "$out/micro.md"
-    # mmcv's built CUDA ops come back too when small enough (16 MB a file): if the next call
-    # finds the machine cold, put them in .gpu/ext/ and tools/gpu_prep.sh skips the build
-    for so in /tmp/mmcvsrc/mmcv-2.1.0/mmcv/_ext*.so; do
-      if [ -f "$so" ] && [ "$(stat -c %s "$so")" -lt 16000000 ]; then cp "$so" "$out/"; fi
-    done
     ;;
   det)
+    name="$(basename "$det_cfg" .py)"
     "$py" benchmarks/bccd_budget.py "$det_cfg" --budget "${BUDGET:-240}" --amp \
-      --data-root "$data" --split-prefix imagesets_ --work-dir /tmp/bccd_budget \
-      --out-json "$out/bccd_budget.json" --out-md "$out/bccd_budget.md"
-    tail -c 4000 /tmp/bccd_budget/*/train_stdout.log > "$out/train_tail.log" || true
+      --data-root "$data" --split-prefix imagesets_ --work-dir "/tmp/bccd_budget_$name" \
+      --out-json "$out/bccd_budget_$name.json" --out-md "$out/bccd_budget_$name.md"
+    tail -c 4000 "/tmp/bccd_budget_$name"/*/train_stdout.log > "$out/train_tail_$name.log" || true
     ;;
   yolo)
     ls .gpuyolo/*.whl >/dev/null 2>&1 \

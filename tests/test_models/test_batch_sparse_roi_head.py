@@ -201,3 +201,24 @@ def test_clipping_coder_uses_the_stock_path():
     for k in ls:
         torch.testing.assert_close(lo[k], ls[k], msg=k)
     assert np.isfinite(float(lo['s0.loss_cls']))
+
+
+def test_losses_equal_mmdet_with_half_precision_head_outputs():
+    """As under --amp on a GPU: the DII heads' logits and deltas arrive in float16 (mmcv's CPU
+    RoIAlign has no half kernels, so the heads' outputs are cast here instead of autocast)."""
+    stock, ours = _models(num_stages=2)
+    for model in (stock, ours):
+        for head in model.roi_head.bbox_head:
+            forward = head.forward
+
+            def half_forward(*args, _forward=forward):
+                cls_score, bbox_pred, *rest = _forward(*args)
+                return (cls_score.half(), bbox_pred.half(), *rest)
+
+            head.forward = half_forward
+    data = _batch((5, 3), seed=4)
+    ls, _ = _losses_and_grads(stock, data)
+    lo, _ = _losses_and_grads(ours, data)
+    assert ls.keys() == lo.keys()
+    for k in ls:
+        torch.testing.assert_close(lo[k].float(), ls[k].float(), rtol=1e-3, atol=1e-4, msg=k)

@@ -31,7 +31,9 @@ class BatchSparseRoIHead(SparseRoIHead):
     - labels, weights and box targets are gathered from the concatenated gt boxes, and the
       losses are ``DIIHead.loss_and_target``'s formulas on the (B*P,) tensors: focal
       classification over all proposals, L1 (on boxes divided by the image size) and GIoU over
-      the matched ones, each averaged over the number of matches (all-reduced across GPUs).
+      the matched ones, each averaged over the number of matches (all-reduced across GPUs),
+      in float32 also under AMP (mmcv's CUDA focal loss is infinite for saturated float16
+      logits), where mmdet computes them in the logits' dtype.
 
     The stock code runs instead when the batched path does not apply: a mask head (QueryInst
     needs the sampling results), class-wise regression, a box coder that clips to the image,
@@ -132,13 +134,18 @@ class BatchSparseRoIHead(SparseRoIHead):
                   bbox_weights: Tensor) -> dict:
         """``DIIHead.loss_and_target``'s losses, given the targets.
 
-        Shapes: cls_score (N, C) logits, bbox_pred (N, 4) decoded xyxy, imgs_whwh (N, 4),
+        Computed in float32. Shapes: cls_score (N, C) logits, bbox_pred (N, 4) decoded xyxy,
+        imgs_whwh (N, 4),
         targets as :meth:`_batch_targets`, N = B*P. With n = all-reduced number of matches:
         ``loss_cls = FocalLoss(cls_score, labels, label_weights) / n``,
         ``loss_bbox = L1(pred / whwh, target / whwh)`` and ``loss_iou = GIoU(pred, target)``
         summed over the matched proposals / n.
         """
         head = self.bbox_head[stage]
+        # float32 also under AMP (float16 logits): mmcv's CUDA sigmoid focal loss takes
+        # log(max(1 - p, FLT_MIN)) in the input's dtype, and FLT_MIN is 0 in float16, so a
+        # saturated logit gives an infinite loss (as ConfigurableSSDHead found on the H100)
+        cls_score, bbox_pred = cls_score.float(), bbox_pred.float()
         losses = dict()
         pos = (labels >= 0) & (labels < head.num_classes)
         avg_factor = reduce_mean(pos.sum().float())

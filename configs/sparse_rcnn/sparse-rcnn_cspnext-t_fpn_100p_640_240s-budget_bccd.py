@@ -1,9 +1,10 @@
 # Issue 8's Sparse R-CNN-family budget detector: Sparse R-CNN (Sun et al., CVPR 2021) with the
 # study's supervision (Focal + L1 + GIoU, Hungarian matching), trained FROM SCRATCH on BCCD
 # within the same wall-clock budget as the RTMDet budget config and YOLOv8n (240 s on one GPU).
-# It keeps everything of rtmdet_tiny_640_240s-budget_bccd.py that is not the model (native 640
+# It shares the RTMDet budget config's recipe (configs/_base_/bccd_240s-budget.py: native 640
 # px, mosaic + mix-up + HSV + flips, the lr following the wall clock through TimeBudgetHook, EMA,
-# AMP, fused AdamW, many loader workers) and changes the model:
+# AMP, fused AdamW, many loader workers); its model (configs/_base_/models/
+# sparse-rcnn_cspnext-t_fpn.py) differs from the study's R-50 Sparse R-CNN in:
 #   - the R-50 backbone (slow from scratch, frozen-BN habits of ImageNet fine-tuning) becomes
 #     RTMDet-tiny's BN/SiLU CSPNeXt, which trains from scratch, with its stride-4 stage too
 #     (Sparse R-CNN pools RoIs from strides 4-32);
@@ -12,93 +13,14 @@
 #     of a Sparse R-CNN with a small backbone;
 #   - the matching and the targets of the whole batch at once (BatchSparseRoIHead +
 #     BatchHungarianAssigner: mmdet's losses, without its loop over images at every stage,
-#     which costs ~1,300 operator calls and ~50 host synchronisations per image and iteration);
+#     which costs ~1,280 operator calls per image and iteration: benchmarks/README.md);
 #   - AdamW at a from-scratch learning rate with gradient clipping at 1 (mmdet's Sparse R-CNN
 #     recipe clips too), instead of the fine-tuning lr 2.5e-5.
 # Train:  python tools/train.py configs/sparse_rcnn/sparse-rcnn_cspnext-t_fpn_100p_640_240s-budget_bccd.py --amp
 # Budget run with scoring: python benchmarks/bccd_budget.py CONFIG --budget 240 --amp
-_base_ = ['../rtmdet/rtmdet_tiny_640_240s-budget_bccd.py']
-
-num_stages = 6
-num_proposals = 100
-num_classes = 3  # RBC, WBC, Platelets
-channels = 128
-norm_cfg = dict(type='BN')
-act_cfg = dict(type='SiLU', inplace=True)
-model = dict(
-    _delete_=True,
-    type='SparseRCNN',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor', mean=[103.53, 116.28, 123.675], std=[57.375, 57.12, 58.395],
-        bgr_to_rgb=False, pad_size_divisor=32),
-    backbone=dict(
-        type='CSPNeXt', arch='P5', expand_ratio=0.5, deepen_factor=0.167, widen_factor=0.375,
-        out_indices=(1, 2, 3, 4), channel_attention=True, norm_cfg=norm_cfg, act_cfg=act_cfg,
-        init_cfg=None),
-    neck=dict(
-        type='FPN', in_channels=[48, 96, 192, 384], out_channels=channels, start_level=0,
-        add_extra_convs='on_input', num_outs=4),
-    rpn_head=dict(
-        type='EmbeddingRPNHead', num_proposals=num_proposals, proposal_feature_channel=channels),
-    roi_head=dict(
-        # mmdet's SparseRoIHead with the targets of all images matched at once (same losses)
-        type='BatchSparseRoIHead',
-        num_stages=num_stages,
-        stage_loss_weights=[1] * num_stages,
-        proposal_feature_channel=channels,
-        bbox_roi_extractor=dict(
-            type='SingleRoIExtractor',
-            roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=2),
-            out_channels=channels,
-            featmap_strides=[4, 8, 16, 32]),
-        bbox_head=[
-            dict(
-                type='DIIHead',
-                num_classes=num_classes,
-                num_ffn_fcs=2,
-                num_heads=8,
-                num_cls_fcs=1,
-                num_reg_fcs=3,
-                feedforward_channels=4 * channels,
-                in_channels=channels,
-                dropout=0.0,
-                ffn_act_cfg=dict(type='ReLU', inplace=True),
-                dynamic_conv_cfg=dict(
-                    type='DynamicConv',
-                    in_channels=channels,
-                    feat_channels=32,
-                    out_channels=channels,
-                    input_feat_shape=7,
-                    act_cfg=dict(type='ReLU', inplace=True),
-                    norm_cfg=dict(type='LN')),
-                loss_bbox=dict(type='L1Loss', loss_weight=5.0),
-                loss_iou=dict(type='GIoULoss', loss_weight=2.0),
-                loss_cls=dict(
-                    type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
-                    loss_weight=2.0),
-                bbox_coder=dict(
-                    type='DeltaXYWHBBoxCoder',
-                    clip_border=False,
-                    target_means=[0., 0., 0., 0.],
-                    target_stds=[0.5, 0.5, 1., 1.])) for _ in range(num_stages)
-        ]),
-    train_cfg=dict(
-        rpn=None,
-        rcnn=[
-            dict(
-                assigner=dict(
-                    # mmdet's HungarianAssigner, costs in float32 (works under --amp), all
-                    # images of the batch costed at once with one copy to the host
-                    type='BatchHungarianAssigner',
-                    match_costs=[
-                        dict(type='FocalLossCost', weight=2.0),
-                        dict(type='BBoxL1Cost', weight=5.0, box_format='xyxy'),
-                        dict(type='IoUCost', iou_mode='giou', weight=2.0)
-                    ]),
-                sampler=dict(type='PseudoSampler'),
-                pos_weight=1) for _ in range(num_stages)
-        ]),
-    test_cfg=dict(rpn=None, rcnn=dict(max_per_img=num_proposals)))
+_base_ = [
+    '../_base_/bccd_240s-budget.py', '../_base_/models/sparse-rcnn_cspnext-t_fpn.py'
+]
 
 optim_wrapper = dict(
     optimizer=dict(lr=4e-4, weight_decay=0.05),

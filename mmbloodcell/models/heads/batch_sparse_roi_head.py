@@ -1,4 +1,5 @@
 """Sparse R-CNN RoI head whose training targets are matched for the whole batch at once."""
+import itertools
 from typing import List, Tuple
 
 import torch
@@ -81,7 +82,8 @@ class BatchSparseRoIHead(SparseRoIHead):
         bbox_results = self._bbox_forward(stage, x, rois, object_feats, batch_img_metas)
         imgs_whwh = torch.cat([res.imgs_whwh[None, ...] for res in results_list])  # (B, P, 4)
         cls_score = bbox_results['cls_score']  # (B, P, C)
-        proposals = torch.stack(bbox_results['detached_proposals'])  # (B, P, 4)
+        # (B, P, 4): the detached proposals as one tensor (a view, not a copy)
+        proposals = bbox_results['decoded_bboxes'].detach().view(len(results_list), -1, 4)
         gt_inds = assigner.batch_assign(proposals, cls_score.detach(), batch_gt_instances,
                                         batch_img_metas)  # (B, P): 0 background, j + 1
         targets = self._batch_targets(stage, gt_inds, proposals, batch_gt_instances)
@@ -108,7 +110,7 @@ class BatchSparseRoIHead(SparseRoIHead):
         counts = [len(gt) for gt in batch_gt_instances]
         num_gts = sum(counts)
         # first gt of each image in the concatenation
-        offsets = torch.tensor([sum(counts[:i]) for i in range(len(counts))], device=device)
+        offsets = torch.tensor([0, *itertools.accumulate(counts[:-1])], device=device)
         pos = gt_inds > 0
         # index into [all gt boxes of the batch..., background row]
         flat = torch.where(pos, offsets[:, None] + gt_inds - 1, num_gts).view(-1)
@@ -135,8 +137,8 @@ class BatchSparseRoIHead(SparseRoIHead):
         """``DIIHead.loss_and_target``'s losses, given the targets.
 
         Computed in float32. Shapes: cls_score (N, C) logits, bbox_pred (N, 4) decoded xyxy,
-        imgs_whwh (N, 4),
-        targets as :meth:`_batch_targets`, N = B*P. With n = all-reduced number of matches:
+        imgs_whwh (N, 4), targets as :meth:`_batch_targets`, N = B*P. With n = all-reduced
+        number of matches:
         ``loss_cls = FocalLoss(cls_score, labels, label_weights) / n``,
         ``loss_bbox = L1(pred / whwh, target / whwh)`` and ``loss_iou = GIoU(pred, target)``
         summed over the matched proposals / n.

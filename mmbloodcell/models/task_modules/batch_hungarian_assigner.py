@@ -74,17 +74,8 @@ class BatchHungarianAssigner(Fp32HungarianAssigner):
         for i, n in enumerate(counts):
             if n == 0:
                 continue
-            try:
+            with self._explain_non_finite_cost():
                 rows, cols = linear_sum_assignment(cost[i, :, :n])
-            except ValueError as e:
-                if 'invalid numeric entries' not in str(e):
-                    raise
-                raise ValueError(
-                    f'{type(self).__name__}: the matching cost is not finite although it was '
-                    f'computed in float32, so the predictions hold NaN or inf: the model '
-                    f'diverged. Lower the learning rate, add warm-up or gradient clipping '
-                    f'(optim_wrapper.clip_grad), and check the input normalisation. ({e})'
-                ) from e
             gt_inds[i, rows] = cols + 1
         return torch.from_numpy(gt_inds).to(device)
 

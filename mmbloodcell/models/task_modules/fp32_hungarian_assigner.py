@@ -1,4 +1,5 @@
 """Hungarian matching whose costs are computed in float32, so that it works under AMP."""
+import contextlib
 from typing import Optional
 
 import torch
@@ -37,10 +38,17 @@ class Fp32HungarianAssigner(HungarianAssigner):
             pred32[key] = value
         device_type = next((v.device.type for v in pred_instances.values()
                             if isinstance(v, torch.Tensor)), 'cpu')
+        with self._explain_non_finite_cost(), \
+                torch.autocast(device_type=device_type, enabled=False):
+            return super().assign(pred32, gt_instances, img_meta=img_meta, **kwargs)
+
+    @contextlib.contextmanager
+    def _explain_non_finite_cost(self):
+        """Turn scipy's "matrix contains invalid numeric entries" (from ``linear_sum_assignment``
+        on a non-finite float32 cost) into an error that names the cause and the fix."""
         try:
-            with torch.autocast(device_type=device_type, enabled=False):
-                return super().assign(pred32, gt_instances, img_meta=img_meta, **kwargs)
-        except ValueError as e:  # scipy's linear_sum_assignment
+            yield
+        except ValueError as e:
             if 'invalid numeric entries' not in str(e):
                 raise
             raise ValueError(

@@ -1,5 +1,6 @@
 """Every config under configs/ loads, builds its model (no pretrained download: building never
-initialises weights) and builds the pipelines of its datasets."""
+initialises weights) and builds the pipelines of its datasets, moved by ``--data-root`` to a
+folder of its own (every path under the config's data root follows)."""
 import glob
 import os.path as osp
 
@@ -41,13 +42,48 @@ def _no_download(cfg):
     return cfg
 
 
+@pytest.fixture(scope='module')
+def cnmc_root(tmp_path_factory):
+    """A generated C-NMC release with the stain reference the stain-norm configs read."""
+    from mmbloodcell.datasets import make_synthetic_cnmc
+    from mmbloodcell.datasets.stats import cnmc_stain_reference, write_stain_reference
+    root = str(tmp_path_factory.mktemp('configs') / 'C-NMC_Leukemia')
+    make_synthetic_cnmc(root, img_size=48, patients_per_fold=(1, 1), cells_per_patient=2)
+    write_stain_reference(cnmc_stain_reference(root), osp.join(root, 'stain_reference.json'))
+    return root
+
+
+def _strings(node):
+    if isinstance(node, dict):
+        for v in node.values():
+            yield from _strings(v)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            yield from _strings(v)
+    elif isinstance(node, str):
+        yield node
+
+
 def test_configs_found():
     assert len(CONFIGS) >= 5, CONFIGS
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
-def test_config_builds(path):
+def test_config_builds(path, cnmc_root, tmp_path):
+    from mmbloodcell.apis.runner import set_data_root
     cfg = Config.fromfile(path)
+    old_root = cfg.data_root
+    new_root = cnmc_root if cfg.default_scope == 'mmpretrain' else str(tmp_path / 'bccd')
+    set_data_root(cfg, new_root)
+    left = [v for v in _strings(cfg.to_dict()) if v.startswith(old_root.rstrip('/'))]
+    assert not left, f'{path}: paths still under {old_root} after --data-root: {left}'
+    for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(split):
+            assert cfg[split].dataset.get('data_root', '').rstrip('/') in (new_root, ''), split
+    for key in ('val_evaluator', 'test_evaluator'):
+        evaluator = cfg.get(key)
+        if isinstance(evaluator, dict) and 'ann_file' in evaluator:
+            assert evaluator.ann_file.startswith(new_root), (key, evaluator.ann_file)
     scope = cfg.get('default_scope')
     assert scope in ('mmdet', 'mmpretrain'), f'{path}: default_scope is {scope}'
     assert 'mmbloodcell' in cfg.get('custom_imports', {}).get('imports', []), \

@@ -83,21 +83,16 @@ def main(argv=None):
         print(f'using the converted BCCD in {args.data_dir}')
 
     # 2. train, 3. test
-    opts = [f'train_dataloader.dataset.data_root={args.data_dir}/',
-            f'val_dataloader.dataset.data_root={args.data_dir}/',
-            f'test_dataloader.dataset.data_root={args.data_dir}/',
-            f'val_evaluator.ann_file={args.data_dir}/annotations/val.json',
-            f'test_evaluator.ann_file={args.data_dir}/annotations/test.json']
-    train_opts = list(opts)
+    train_opts = []
     if args.max_epochs:
-        train_opts += [f'train_cfg.max_epochs={args.max_epochs}',
+        train_opts += ['--cfg-options', f'train_cfg.max_epochs={args.max_epochs}',
                        f'train_cfg.val_interval={args.max_epochs}']
     run([py, 'tools/train.py', args.config, '--work-dir', args.work_dir,
-         '--cfg-options', *train_opts])
+         '--data-root', args.data_dir, *train_opts])
     with open(osp.join(args.work_dir, 'last_checkpoint')) as f:
         ckpt = f.read().strip()
     run([py, 'tools/test.py', args.config, ckpt, '--work-dir', args.work_dir,
-         '--cfg-options', *opts])
+         '--data-root', args.data_dir])
     metrics = latest_metrics(args.work_dir)
     print('\nBCCD test split (34 images):')
     print(metrics_table(metrics))

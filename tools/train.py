@@ -1,7 +1,7 @@
 """Train a detector or a classifier from an mmbloodcell config.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-                          [--cfg-options key=value ...] [--launcher none|pytorch|slurm]
+    python tools/train.py CONFIG [--work-dir DIR] [--data-root DIR] [--resume [CKPT]] [--amp]
+                          [--cfg-options key=value ...] [--launcher none|pytorch|slurm|mpi]
 
 The config's ``default_scope`` (``mmdet`` or ``mmpretrain``) decides which library builds the
 model and the datasets; mmbloodcell's modules are imported through the config's
@@ -14,8 +14,10 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmbloodcell.apis.runner import (build_runner, merge_train_args,  # noqa: E402
-                                     shutdown_distributed)
+from mmbloodcell.apis.runner import (UsageError, build_runner,  # noqa: E402
+                                     explain_download_errors,
+                                     merge_train_args, shutdown_distributed)
+from mmbloodcell.datasets import BCCDDataError, CNMCDataError  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 
 
@@ -29,9 +31,12 @@ def parse_args(argv=None):
         help='resume from CKPT, or from the latest checkpoint in the work dir when no '
         'path is given')
     parser.add_argument('--amp', action='store_true',
-                        help='enable automatic mixed precision training')
+                        help='enable automatic mixed precision training (needs a CUDA GPU)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by the actual batch size')
+    parser.add_argument(
+        '--data-root', help='read every split from this dataset folder instead of the '
+        "config's data_root (annotation files and evaluators follow)")
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the config, key=value pairs, e.g. '
@@ -49,10 +54,14 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg = merge_train_args(cfg, args)
-    runner = build_runner(cfg)
-    runner.train()
+    with explain_download_errors(cfg):
+        runner = build_runner(cfg)
+        runner.train()
     shutdown_distributed()
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (UsageError, BCCDDataError, CNMCDataError) as e:  # they say the fix: no traceback
+        sys.exit(f'{osp.basename(__file__)}: error: {e}')

@@ -43,8 +43,10 @@ CLS_CLASSES = ('hem', 'all')  # C-NMC labels 0 and 1
 _SKIP_KEYS = {'step', 'epoch', 'iter', 'time', 'data_time', 'memory'}
 
 
-def _new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=100)
+def _new_figure(width: float, height: float, layout: Optional[str] = None) -> Figure:
+    """A figure without pyplot; ``layout='constrained'`` keeps titles, captions and the
+    suptitle from overlapping neighbouring panels."""
+    fig = Figure(figsize=(width, height), dpi=100, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -347,8 +349,7 @@ def coco_pr_curves(ann_file: str, preds: Sequence[dict],
 def plot_pr_curves(pr: Dict[str, object], title: str = '') -> Figure:
     """Two panels, IoU 0.5 and IoU 0.50:0.95 (precision averaged over the thresholds), one
     curve per class labelled with its AP and number of ground-truth boxes."""
-    fig = _new_figure(12, 4.8)
-    prefix = f'{title}: ' if title else ''
+    fig = _new_figure(12, 4.8, layout='constrained')
     for i, (key, ap_key, map_key, name) in enumerate(
             (('precision_50', 'ap_50', 'mAP_50', 'IoU 0.50'),
              ('precision', 'ap', 'mAP', 'IoU 0.50:0.95'))):
@@ -365,10 +366,10 @@ def plot_pr_curves(pr: Dict[str, object], title: str = '') -> Figure:
         ax.set_xlabel('recall')
         ax.set_ylabel('precision')
         mean = float(pr.get(map_key, float('nan')))
-        ax.set_title(f'{prefix}precision-recall, {name} (mAP {mean:.3f})', fontsize=10)
+        ax.set_title(f'{name} (mAP {mean:.3f})', fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc='lower left')
-    fig.tight_layout()
+    fig.suptitle(f"{title + ': ' if title else ''}precision-recall per class", fontsize=11)
     return fig
 
 
@@ -497,7 +498,7 @@ def _read_rgb(path: str) -> Optional[np.ndarray]:
 def _grid(n: int, cols: int, cell_w: float, cell_h: float) -> Tuple[Figure, int, int]:
     cols = max(1, min(cols, n))
     rows = math.ceil(n / cols)
-    return _new_figure(cell_w * cols, cell_h * rows), rows, cols
+    return _new_figure(cell_w * cols, cell_h * rows, layout='constrained'), rows, cols
 
 
 def plot_detection_samples(preds: Sequence[dict], classes: Sequence[str],
@@ -546,7 +547,6 @@ def plot_detection_samples(preds: Sequence[dict], classes: Sequence[str],
         ax.set_title(caption, fontsize=8)
     fig.suptitle(f"{title + ': ' if title else ''}predictions with score >= {score_thr:g} "
                  f'(white: ground truth)', fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
     return fig
 
 
@@ -579,5 +579,4 @@ def plot_classification_samples(preds: Sequence[dict], num: int = 8, cols: int =
         ax.set_title(caption, fontsize=8, color=color)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - (0.35 if title else 0) / fig.get_figheight()))
     return fig

@@ -60,8 +60,12 @@ def _esc(value) -> str:
 
 
 def _fmt(value) -> str:
+    """Numbers for the tables: 4 decimals, trailing zeros dropped; small and large values in
+    4 significant digits (a learning rate of 1e-05 is '1e-05', never '0')."""
     if isinstance(value, float):
-        return f'{value:.4f}'.rstrip('0').rstrip('.') if abs(value) < 1e6 else f'{value:.4g}'
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+            return f'{value:.4g}'
+        return f'{value:.4f}'.rstrip('0').rstrip('.')
     return str(value)
 
 

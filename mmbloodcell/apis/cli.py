@@ -5,14 +5,17 @@
     mmbloodcell detect CONFIG CKPT IMAGES... --out DIR [--score-thr 0.3] [--device cpu]
     mmbloodcell classify CONFIG CKPT IMAGES... --out DIR [--threshold T] [--saliency]
                          [--batch-size 8] [--device cpu]
+    (both also take --data-root DIR and --cfg-options key=value ...)
 
 ``IMAGES`` are image files and / or folders (searched recursively for .jpg, .jpeg, .png, .bmp,
 .tif, .tiff). ``detect`` writes ``detections.json`` (boxes of every image), ``counts.csv``
 (RBC / WBC / Platelets / total per image) and ``annotated/<image>.png``. ``classify`` writes
 ``predictions.json`` / ``predictions.csv`` (probability of ALL and the label at the threshold),
 ``patients.csv`` when the file names carry C-NMC patient ids, and with ``--saliency`` a
-Grad-CAM image ``<image>_gradcam.png`` per cell. For an ensemble config, CKPT may be ``-``
-when the config names its members' checkpoints. See
+Grad-CAM image ``<image>_gradcam.png`` per cell; an image unlike C-NMC's cells (background
+not black, grayscale, lossy JPEG) is classified with a warning in the ``warnings`` column
+and in the summary. Folders are read in natural order (``2.bmp`` before ``10.bmp``).
+For an ensemble config, CKPT may be ``-`` when the config names its members' checkpoints. See
 :func:`mmbloodcell.apis.inference.run_detection` and
 :func:`~mmbloodcell.apis.inference.run_classification` for the file formats.
 
@@ -48,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help='show a progress bar (default: when a folder is given)')
         p.add_argument('--no-progress', dest='progress', action='store_false',
                        help='never show a progress bar')
+        p.add_argument('--data-root', help="the config's dataset folder, when the model's "
+                       'class names are read from the dataset (as tools/train.py --data-root)')
         p.add_argument('--cfg-options', nargs='+', action=DictAction,
                        help='override config settings, key=value pairs, e.g. '
                        'model.members.0.checkpoint=work_dirs/a/best.pth')
@@ -78,10 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _summary(doc: dict, out: str, files: List[str]) -> str:
     failed = [r for r in doc['images'] if r['status'] != 'ok']
+    warned = [r for r in doc['images'] if r.get('warnings')]
     lines = [f"{doc['num_images']} image(s): {doc['num_images'] - len(failed)} processed, "
-             f'{len(failed)} failed; results in {out} ({", ".join(files)})']
+             f'{len(failed)} failed' + (f', {len(warned)} with warnings' if warned else '') +
+             f'; results in {out} ({", ".join(files)})']
     for r in failed:
         lines.append(f"  {r['image']}: {r['error']}")
+    for r in warned:
+        lines.append(f"  warning: {r['image']}: {'; '.join(r['warnings'])}")
     return '\n'.join(lines)
 
 
@@ -91,8 +100,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     from mmbloodcell.apis.inference import run_classification, run_detection
+    from mmbloodcell.apis.runner import UsageError
 
     try:
+        if args.data_root:
+            args.cfg_options = dict(args.cfg_options or {}, data_root=args.data_root)
         if args.command == 'detect':
             doc = run_detection(args.config, args.checkpoint, args.images, args.out,
                                 score_thr=args.score_thr, device=args.device,
@@ -110,7 +122,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 files.append('patients.csv')
             if args.saliency:
                 files.append('*_gradcam.png')
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, UsageError) as e:
         print(f'mmbloodcell {args.command}: error: {e}', file=sys.stderr)
         return 2
     print(_summary(doc, args.out, files))

@@ -46,17 +46,19 @@ import mmbloodcell  # noqa: F401  (registers the modules, allows safe checkpoint
 from mmbloodcell.apis.detection import (count_cells, detections_to_list, draw_detections,
                                         palette_to_bgr)
 from mmbloodcell.apis.gradcam import GradCAM, cam_to_image, overlay_cam
+from mmbloodcell.apis.runner import merge_cfg_options
 from mmbloodcell.datasets.cnmc import CNMCDataError, check_image_file, parse_cnmc_name
+from mmbloodcell.datasets.transforms.cell import cell_image_warnings
 from mmbloodcell.evaluation.metrics.binary_metrics import patient_votes
+# Extensions picked up when a folder is given (case-insensitive). Files named explicitly are
+# always tried, whatever their extension.
+from mmbloodcell.utils.paths import IMAGE_EXTENSIONS, natural_key
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'expand_images', 'read_image', 'output_stems', 'CellDetector',
     'CellClassifier', 'patient_summary', 'run_detection', 'run_classification'
 ]
 
-#: Extensions picked up when a folder is given (case-insensitive). Files named explicitly are
-#: always tried, whatever their extension.
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
 
 #: ``CKPT`` values meaning "no checkpoint" (an ensemble whose config names its members').
 NO_CHECKPOINT = ('-', 'none', '')
@@ -70,7 +72,8 @@ _LOADERS = ('LoadImageFromFile', 'mmdet.LoadImageFromFile', 'mmcv.LoadImageFromF
 # ----------------------------------------------------------------------------------------------
 
 def expand_images(inputs: Union[str, Sequence[str]]) -> Tuple[List[str], bool]:
-    """Files as given, folders expanded (recursively, sorted) to their images.
+    """Files as given, folders expanded (recursively, in natural order: ``2.bmp`` before
+    ``10.bmp``) to their images.
 
     Args:
         inputs (str | Sequence[str]): Image files and / or folders.
@@ -88,11 +91,11 @@ def expand_images(inputs: Union[str, Sequence[str]]) -> Tuple[List[str], bool]:
             any_folder = True
             found = []
             for root, dirs, files in os.walk(item):
-                dirs.sort()
-                for name in files:
+                dirs.sort(key=natural_key)
+                for name in sorted(files, key=natural_key):
                     if name.lower().endswith(IMAGE_EXTENSIONS):
                         found.append(osp.join(root, name))
-            paths.extend(sorted(found))
+            paths.extend(found)
         else:
             paths.append(item)
     return paths, any_folder
@@ -167,9 +170,7 @@ def _load_config(config: Union[str, Config], cfg_options: Optional[dict]) -> Con
                                     f'file, e.g. configs/fcos/fcos_r18_fpn_gn_320_12e_bccd_'
                                     f'cpu-demo.py or configs/cnmc/densenet201_fhl_cnmc.py')
         cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg
+    return merge_cfg_options(cfg, cfg_options)
 
 
 def _config_name(config) -> str:
@@ -688,10 +689,14 @@ def run_classification(config, checkpoint: Optional[str], images: Union[str, Seq
       ``error`` (the reason, ``""`` when ok), ``prob_all`` (probability of ``all``), ``label``
       (1 = all when ``prob_all > threshold``, else 0 = hem), ``label_name``, ``member_probs``
       (ensembles: ``{member: prob}``), ``patient_id`` and ``class_in_name`` (from a C-NMC file
-      name, else null) and ``saliency`` (the Grad-CAM file relative to ``out_dir``, or null);
-      ``patients``: :func:`patient_summary`;
+      name, else null), ``saliency`` (the Grad-CAM file relative to ``out_dir``, or null) and
+      ``warnings`` (what makes the image unlike C-NMC's cells - background not black,
+      grayscale, lossy JPEG - each with the fix:
+      :func:`~mmbloodcell.datasets.transforms.cell.cell_image_warnings`; the image is still
+      classified); ``patients``: :func:`patient_summary`;
     - ``predictions.csv``: columns ``image, prob_all, label, label_name, threshold,
-      patient_id, saliency, status, error`` plus ``prob_all_<member>`` per ensemble member;
+      patient_id, saliency, status, error, warnings`` (``; ``-separated) plus
+      ``prob_all_<member>`` per ensemble member;
     - ``patients.csv`` (when file names carry patient ids): ``patient_id, num_cells,
       mean_prob_all, votes_hem, votes_all, label, label_name, class_in_name,
       agrees_with_name``;
@@ -722,7 +727,7 @@ def run_classification(config, checkpoint: Optional[str], images: Union[str, Seq
         records.append(OrderedDict(image=path, file_name=osp.basename(path), status='ok',
                                    error='', prob_all=None, label=None, label_name=None,
                                    member_probs=None, patient_id=pid, class_in_name=cls_name,
-                                   saliency=None))
+                                   saliency=None, warnings=[]))
 
     bar = _progress(len(paths), any_folder if progress is None else progress)
     step = max(1, int(batch_size))
@@ -736,6 +741,7 @@ def run_classification(config, checkpoint: Optional[str], images: Union[str, Seq
             else:
                 ok_idx.append(i)
                 ok_imgs.append(img)
+                records[i]['warnings'] = cell_image_warnings(img, paths[i])
         results = clf.predict(ok_imgs, [paths[i] for i in ok_idx], saliency=saliency,
                               batch_size=step) if ok_imgs else []
         for i, img, res in zip(ok_idx, ok_imgs, results):
@@ -762,21 +768,22 @@ def run_classification(config, checkpoint: Optional[str], images: Union[str, Seq
     doc = OrderedDict(task='classify', config=clf.config_name, checkpoint=clf.checkpoint,
                       threshold=clf.threshold, classes=list(clf.classes),
                       members=clf.member_names, num_images=len(records),
-                      num_failed=sum(r['status'] != 'ok' for r in records), images=records,
+                      num_failed=sum(r['status'] != 'ok' for r in records),
+                      num_warned=sum(bool(r['warnings']) for r in records), images=records,
                       patients=patients)
     with open(osp.join(out_dir, 'predictions.json'), 'w') as f:
         json.dump(doc, f, indent=2)
     with open(osp.join(out_dir, 'predictions.csv'), 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['image', 'prob_all', 'label', 'label_name', 'threshold', 'patient_id',
-                         'saliency', 'status', 'error'] +
+                         'saliency', 'status', 'error', 'warnings'] +
                         [f'prob_all_{n}' for n in clf.member_names])
         for r in records:
             members = r['member_probs'] or {}
             writer.writerow([_blank(r[k]) for k in ('image', 'prob_all', 'label', 'label_name')] +
                             [clf.threshold] +
                             [_blank(r[k]) for k in ('patient_id', 'saliency', 'status',
-                                                    'error')] +
+                                                    'error')] + ['; '.join(r['warnings'])] +
                             [_blank(members.get(n)) for n in clf.member_names])
     if patients:
         with open(osp.join(out_dir, 'patients.csv'), 'w', newline='') as f:

@@ -5,8 +5,10 @@ Both tools work for detection (``default_scope='mmdet'``) and classification
 only translate command-line flags into config fields, the way mmdet's and mmpretrain's own
 tools do.
 """
+import contextlib
 import glob
 import logging
+import os
 import os.path as osp
 import zipfile
 from typing import Optional
@@ -19,15 +21,119 @@ from mmengine.runner import Runner
 import mmbloodcell  # noqa: F401  (registers all modules, allows safe checkpoint loading)
 
 
+class UsageError(RuntimeError):
+    """A command that cannot run as given (a flag, the machine, the network); the message
+    says what is wrong and the fix, and the tools print it without a traceback."""
+
+
+def _walk_strings(node, fn):
+    """Apply ``fn`` to every string inside nested dicts / lists (in place for containers)."""
+    if isinstance(node, dict):
+        for key in list(node.keys()):
+            node[key] = _walk_strings(node[key], fn)
+        return node
+    if isinstance(node, list):
+        return [_walk_strings(v, fn) for v in node]
+    if isinstance(node, tuple):
+        return tuple(_walk_strings(v, fn) for v in node)
+    return fn(node) if isinstance(node, str) else node
+
+
+def _dataset_roots(node, found: set) -> set:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'data_root' and isinstance(value, str):
+                found.add(value)
+            else:
+                _dataset_roots(value, found)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _dataset_roots(value, found)
+    return found
+
+
+def set_data_root(cfg: Config, data_root: str) -> Config:
+    """Point every split of ``cfg`` at another dataset folder (``--data-root``).
+
+    The config's top-level ``data_root`` (or, without one, the one ``data_root`` its datasets
+    share) is the old root: every ``data_root`` key is set to ``data_root`` and every string
+    of the config that starts with the old root - annotation files of datasets and of
+    evaluators (``ann_file``), a stain reference, ... - is moved under the new one, keeping the
+    rest of its path.
+
+    Raises:
+        UsageError: the config names no data root, or several different ones.
+    """
+    if not data_root:
+        raise UsageError('--data-root needs a folder')
+    old = cfg.get('data_root', None)
+    if not isinstance(old, str):
+        roots = _dataset_roots(cfg._cfg_dict.to_dict(), set())
+        if len(roots) != 1:
+            where = getattr(cfg, 'filename', None) or 'the config'
+            raise UsageError(
+                f'{where}: --data-root needs one data root to replace; the config has '
+                f'{"none" if not roots else "several: " + ", ".join(sorted(roots))}. Set each '
+                f'dataset with --cfg-options train_dataloader.dataset.data_root=DIR '
+                f'val_dataloader.dataset.data_root=DIR test_dataloader.dataset.data_root=DIR')
+        old = roots.pop()
+    new = data_root.rstrip('/') + ('/' if old.endswith('/') else '')
+    old_bare = old.rstrip('/')
+
+    def move(value: str) -> str:
+        if value == old or value == old_bare:
+            return new
+        if value.startswith(old_bare + '/'):
+            return new.rstrip('/') + value[len(old_bare):]
+        return value
+
+    moved = _walk_strings(cfg._cfg_dict.to_dict(), move)
+    _set_key(moved, 'data_root', new)
+    for key, value in moved.items():
+        cfg[key] = value
+    return cfg
+
+
+def _set_key(node, key: str, value) -> None:
+    if isinstance(node, dict):
+        for k in list(node):
+            if k == key:
+                node[k] = value
+            else:
+                _set_key(node[k], key, value)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            _set_key(v, key, value)
+
+
+def merge_cfg_options(cfg: Config, options: Optional[dict] = None,
+                      data_root: Optional[str] = None) -> Config:
+    """Apply ``--data-root`` and ``--cfg-options`` to ``cfg`` (in place).
+
+    ``data_root=X`` among the options is ``--data-root X``: merged as a plain key it would only
+    change the top-level variable, while the datasets keep the copies made when the config was
+    read.
+    """
+    options = dict(options or {})
+    data_root = data_root or options.pop('data_root', None)
+    options.pop('data_root', None)
+    if data_root:
+        set_data_root(cfg, data_root)
+    if options:
+        cfg.merge_from_dict(options)
+    return cfg
+
+
 def _common(cfg: Config, args) -> Config:
     cfg.launcher = args.launcher
-    if getattr(args, 'cfg_options', None):
-        cfg.merge_from_dict(args.cfg_options)
-    # work_dir priority: CLI > config > ./work_dirs/<config file name>
+    merge_cfg_options(cfg, getattr(args, 'cfg_options', None), getattr(args, 'data_root', None))
+    # work_dir priority: CLI > config > beside the checkpoint (test) > ./work_dirs/<config name>
     if getattr(args, 'work_dir', None):
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+        ckpt_dir = _checkpoint_work_dir(getattr(args, 'checkpoint', None))
+        cfg.work_dir = ckpt_dir or osp.join('./work_dirs',
+                                            osp.splitext(osp.basename(args.config))[0])
     if args.launcher != 'none' and not torch.cuda.is_available():
         # NCCL needs GPUs: distributed runs on CPU machines use gloo.
         env_cfg = cfg.setdefault('env_cfg', {})
@@ -114,9 +220,27 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
     return newest
 
 
+def _checkpoint_work_dir(checkpoint: Optional[str]) -> Optional[str]:
+    """The training work dir a checkpoint sits in (it holds ``last_checkpoint`` or the config
+    mmengine's Runner dumps there), else None."""
+    if not checkpoint or '://' in checkpoint or not osp.isfile(checkpoint):
+        return None
+    folder = osp.dirname(osp.abspath(checkpoint))
+    if not os.access(folder, os.W_OK):
+        return None
+    if osp.isfile(osp.join(folder, 'last_checkpoint')) or glob.glob(osp.join(folder, '*.py')):
+        return folder
+    return None
+
+
 def merge_train_args(cfg: Config, args) -> Config:
     """Apply ``tools/train.py`` flags to ``cfg``."""
     cfg = _common(cfg, args)
+    if args.amp and not _has_accelerator():
+        raise UsageError(
+            f'{args.config}: --amp needs a CUDA GPU (mmengine\'s AmpOptimWrapper trains in '
+            f'float16 on CUDA) and this machine has none; on a CPU drop --amp to train in '
+            f'float32')
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_wrapper == 'AmpOptimWrapper':
@@ -157,8 +281,15 @@ def merge_test_args(cfg: Config, args) -> Config:
             vis.update(draw=True, test_out_dir=args.show_dir)
     if args.amp:
         cfg.setdefault('test_cfg', {})['fp16'] = True
-    cfg.out_file = getattr(args, 'out', None)
+    out = getattr(args, 'out', None)
+    # a relative --out lands in the work dir, beside the metrics report.py / plot_results.py read
+    cfg.out_file = osp.join(cfg.work_dir, out) if out and not osp.isabs(out) else out
     return cfg
+
+
+def _has_accelerator() -> bool:
+    from mmengine.device import is_cuda_available, is_mlu_available, is_npu_available
+    return is_cuda_available() or is_npu_available() or is_mlu_available()
 
 
 def shutdown_distributed() -> None:
@@ -188,3 +319,85 @@ def build_runner(cfg: Config) -> Runner:
             raise ValueError(f'--out {out_file}: the output file must be a .pkl file')
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=out_file))
     return runner
+
+
+#: Exception class names (anywhere in an exception's chain) that mean "could not download".
+_DOWNLOAD_ERRORS = ('URLError', 'HTTPError', 'ConnectionError', 'gaierror', 'MaxRetryError',
+                    'NewConnectionError', 'ConnectTimeout', 'ReadTimeout',
+                    'LocalEntryNotFoundError', 'OfflineModeIsEnabled')
+
+
+def _is_download_error(exc: Optional[BaseException]) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if any(cls.__name__ in _DOWNLOAD_ERRORS for cls in type(exc).__mro__):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def remote_weights(cfg) -> list:
+    """``(config key, what)`` of every pretrained weight the config fetches from the network:
+    ``init_cfg`` checkpoints and ``load_from`` given as URLs, timm backbones with
+    ``pretrained=True``."""
+    found = []
+
+    def walk(node, key):
+        if isinstance(node, dict):
+            ckpt = node.get('checkpoint')
+            if node.get('type') == 'Pretrained' and isinstance(ckpt, str) and '://' in ckpt:
+                found.append((f'{key}.checkpoint', ckpt))
+            if str(node.get('type', '')).endswith('TIMMBackbone') and node.get('pretrained'):
+                found.append((f'{key}.pretrained', f"timm weights of {node.get('model_name')}"))
+            for k, v in node.items():
+                walk(v, f'{key}.{k}' if key else str(k))
+        elif isinstance(node, (list, tuple)):
+            for i, v in enumerate(node):
+                walk(v, f'{key}.{i}')
+
+    walk(cfg.get('model', {}), 'model')
+    load_from = cfg.get('load_from')
+    if isinstance(load_from, str) and '://' in load_from:
+        found.append(('load_from', load_from))
+    return found
+
+
+def offline_message(cfg, exc: BaseException) -> str:
+    """What could not be downloaded and the three ways around it."""
+    from torch.hub import get_dir
+    where = getattr(cfg, 'filename', None) or 'the config'
+    lines = [f'{where}: pretrained weights could not be downloaded ({type(exc).__name__}: '
+             f'{exc}); this machine seems to have no internet access. The config fetches:']
+    weights = remote_weights(cfg)
+    lines += [f'  {key} = {what}' for key, what in weights] or ['  (no URL found in the config)']
+    lines.append('Fix, one of:')
+    for key, what in weights:
+        if key.endswith('.checkpoint') or key == 'load_from':
+            name = osp.basename(what.split('?')[0])
+            lines.append(f'  - copy {name} (downloaded elsewhere) to '
+                         f'{osp.join(get_dir(), "checkpoints", name)}, where mmengine finds it '
+                         f'without downloading')
+            if key == 'load_from':
+                lines.append('  - or pass a local checkpoint file instead of the URL')
+            else:
+                init_key = key[:-len('.checkpoint')]
+                lines.append(f'  - or use a local file: --cfg-options {key}=/path/to/{name}')
+                lines.append(f'  - or train from scratch: --cfg-options {init_key}=None')
+        else:
+            lines.append(f'  - put the timm weights in the Hugging Face cache, or train from '
+                         f'scratch: --cfg-options {key}=False')
+    return '\n'.join(lines)
+
+
+@contextlib.contextmanager
+def explain_download_errors(cfg):
+    """Turn a failed download of pretrained weights (a bare ``URLError`` from mmengine /
+    torch.hub, or a Hugging Face hub error) into an error that names the weights and the
+    fixes (:func:`offline_message`)."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - re-raised unless it is a download failure
+        if not _is_download_error(e):
+            raise
+        raise UsageError(offline_message(cfg, e)) from e

@@ -69,7 +69,6 @@ class BCCDDataset(SkipOrRaiseMixin, CocoDataset):
     """
 
     error_cls = BCCDDataError
-    skip_hint = ' (or set on_error="skip" in the dataset config to drop it)'
 
     METAINFO = {
         'classes': CLASSES,

@@ -26,12 +26,15 @@ import struct
 from collections import Counter, defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import mmcv
 import numpy as np
 from mmengine.logging import MMLogger
 from mmpretrain.datasets import BaseDataset
 
 from mmbloodcell.registry import CLS_DATASETS
-from .skipping import SkipOrRaiseMixin
+from mmbloodcell.utils.paths import IMAGE_EXTENSIONS, natural_key, strip_image_ext
+from .skipping import SkipOrRaiseMixin, dataset_option_hint
+from .transforms.cell import cell_image_warnings
 
 CNMC_CLASSES = ('hem', 'all')
 
@@ -50,9 +53,11 @@ DEFAULT_SUBDIRS = dict(
 CSV_HEADER = ('Patient_ID', 'new_names', 'labels')
 
 #: Training-set file names: ``UID_<patient>_<image>_<cell>_all.bmp`` (patients are numbers)
-#: and ``UID_H<patient>_<image>_<cell>_hem.bmp`` (healthy patients carry an ``H``).
+#: and ``UID_H<patient>_<image>_<cell>_hem.bmp`` (healthy patients carry an ``H``). The release
+#: also spells some healthy patients with a lower-case ``h`` (``UID_h3_1_1_hem.bmp``): the
+#: pattern ignores case and the patient id is reported upper-case (``H3``).
 CNMC_NAME_PATTERN = re.compile(
-    r'^UID_(?P<patient>H?\d+)_(?P<image>\d+)_(?P<cell>\d+)_(?P<cls>all|hem)$')
+    r'^UID_(?P<patient>H?\d+)_(?P<image>\d+)_(?P<cell>\d+)_(?P<cls>all|hem)$', re.IGNORECASE)
 CNMC_NAME_HELP = ("'UID_<patient>_<image>_<cell>_all.bmp' (e.g. UID_1_3_1_all.bmp) or "
                   "'UID_H<patient>_<image>_<cell>_hem.bmp' (e.g. UID_H6_14_1_hem.bmp)")
 NUMBERED_PATTERN = re.compile(r'^(?P<number>\d+)$')
@@ -62,12 +67,22 @@ class CNMCDataError(ValueError):
     """A C-NMC file, folder or labels CSV that cannot be used as it is."""
 
 
+def canonical_patient_id(patient: str) -> str:
+    """The one spelling of a C-NMC patient id: ``'h3'`` and ``'H3'`` are both ``'H3'``."""
+    patient = str(patient).strip()
+    return 'H' + patient[1:] if patient[:1] in ('h', 'H') else patient
+
+
 def parse_cnmc_name(name: str, suffix: str = '.bmp') -> Dict[str, str]:
     """Parse a C-NMC training file name.
 
+    Letter case is free (``UID_h3_1_1_hem.bmp`` is one of the release's names); the patient
+    id comes back in its canonical form (:func:`canonical_patient_id`) and the class
+    lower-case.
+
     Args:
         name (str): The file name (a path is reduced to its base name).
-        suffix (str): The expected extension. Defaults to '.bmp'.
+        suffix (str): The expected extension (any case). Defaults to '.bmp'.
 
     Returns:
         dict: ``patient_id`` ('1', 'H6'), ``image_id``, ``cell_id`` (strings as in the name) and
@@ -80,16 +95,16 @@ def parse_cnmc_name(name: str, suffix: str = '.bmp') -> Dict[str, str]:
     base = osp.basename(name)
     if not base.lower().endswith(suffix.lower()):
         raise CNMCDataError(f'{name}: expected a {suffix} file named {CNMC_NAME_HELP}')
-    match = CNMC_NAME_PATTERN.match(base[:-len(suffix)])
+    match = CNMC_NAME_PATTERN.match(base[:len(base) - len(suffix)])
     if match is None:
         raise CNMCDataError(f'{name}: cannot parse the C-NMC file name; expected '
-                            f'{CNMC_NAME_HELP}. Rename the file or use on_error="skip"')
-    patient, cls = match['patient'], match['cls']
+                            f'{CNMC_NAME_HELP}; rename the file')
+    patient, cls = canonical_patient_id(match['patient']), match['cls'].lower()
     if patient.startswith('H') != (cls == 'hem'):
         raise CNMCDataError(
             f'{name}: patient {patient!r} contradicts class {cls!r} (healthy patients are '
             f'"H<n>" with "_hem" cells, leukemia patients "<n>" with "_all" cells); expected '
-            f'{CNMC_NAME_HELP}')
+            f'{CNMC_NAME_HELP}; rename the file or move it to the right class')
     return dict(patient_id=patient, image_id=match['image'], cell_id=match['cell'],
                 class_name=cls)
 
@@ -188,12 +203,18 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
     cells of ``ratio`` of the patients (``subset='train'``) or of the others
     (``subset='val'``). Patients are drawn per class (stratified), so both sides hold both
     classes whenever a class has at least two patients; for one seed the two subsets are
-    complementary and never share a patient.
+    complementary and never share a patient. C-NMC also holds near-identical cells under
+    different patients: with ``group_duplicates=True`` the exact and near duplicates of the
+    split's images are found at start-up (:func:`~mmbloodcell.datasets.duplicates.
+    find_duplicates`, RMS thumbnail distance at most ``duplicate_distance``, default 0.02)
+    and the patients they link stay on one side; ``group_duplicates='pairs.csv'`` reads the
+    pairs written by ``tools/analysis/cnmc_duplicates.py`` instead.
 
     Errors: a wrong root, a missing or empty class folder, a missing or badly formed labels
     CSV always raise :class:`CNMCDataError`. Problems of single files - a name that does not
     parse, a class folder that contradicts the name, a CSV row whose image is missing or whose
-    label is not 0/1, an image of a labelled test folder that has no CSV row, and (with ``check_images=True``) an empty, truncated or non-image file -
+    label is not 0/1, an image of a labelled test folder that has no CSV row, and (with
+    ``check_images=True``) an empty, truncated or non-image file -
     raise too with ``on_error='raise'``; with ``on_error='skip'`` the sample is dropped, a
     warning is logged and the count is kept in :attr:`skipped` (reason -> list of messages).
 
@@ -203,13 +224,19 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         split (str): 'train', 'prelim_test' or 'final_test'. Defaults to 'train'.
         folds (Sequence[int]): Training folds to read. Defaults to (0, 1, 2).
         subdirs (dict, optional): Overrides of :data:`DEFAULT_SUBDIRS`.
-        patient_split (dict, optional): ``ratio`` (0..1), ``subset`` ('train' | 'val') and
-            ``seed`` (default 0). Defaults to None (all patients).
+        patient_split (dict, optional): ``ratio`` (0..1), ``subset`` ('train' | 'val'),
+            ``seed`` (default 0), ``group_duplicates`` (False, True or a pairs CSV) and
+            ``duplicate_distance`` (0.02). Defaults to None (all patients).
         on_error (str): 'raise' or 'skip'. Defaults to 'raise'.
         check_images (bool): Check that every file is a readable, complete image (header only
             for BMP). Defaults to False.
         max_image_size (int, optional): With ``check_images``, reject images larger than this
             (width or height). Defaults to None.
+        check_cells (bool): Decode every image once at start-up and warn, per image, about
+            what makes it unlike C-NMC's cells (background not black, no cell, grayscale,
+            lossy JPEG: :func:`~mmbloodcell.datasets.transforms.cell.cell_image_warnings`).
+            The samples are kept; the findings are in :attr:`cell_warnings` (path -> list).
+            Defaults to False.
         img_suffix (str): Image extension. Defaults to '.bmp'.
         **kwargs: Other arguments of :class:`mmpretrain.datasets.BaseDataset` (``pipeline``,
             ``test_mode``, ``indices``, ``lazy_init``...).
@@ -229,6 +256,7 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
                  on_error: str = 'raise',
                  check_images: bool = False,
                  max_image_size: Optional[int] = None,
+                 check_cells: bool = False,
                  img_suffix: str = '.bmp',
                  **kwargs):
         if split not in self.SPLITS:
@@ -250,8 +278,11 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         self.on_error = on_error
         self.check_images = check_images
         self.max_image_size = max_image_size
+        self.check_cells = check_cells
         self.img_suffix = img_suffix
         self.skipped: Dict[str, List[str]] = defaultdict(list)
+        self.cell_warnings: Dict[str, List[str]] = {}
+        self.duplicate_groups: Dict[str, str] = {}
         for key in ('ann_file', 'data_prefix'):
             if kwargs.get(key):
                 raise ValueError(f'CNMCDataset does not use {key}; set data_root and subdirs')
@@ -281,6 +312,8 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
             data_list = self._apply_patient_split(data_list)
         if self.check_images:
             data_list = [info for info in data_list if self._image_ok(info['img_path'])]
+        if self.check_cells:
+            self._check_cells(data_list)
         if not data_list:
             raise CNMCDataError(f'C-NMC {self.split} split under {root!r} has no usable image'
                                 + (f' (skipped: {self.skip_counts})' if self.skipped else ''))
@@ -315,18 +348,18 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
                 if not osp.isdir(cls_dir):
                     raise CNMCDataError(f'C-NMC class folder {cls_dir!r} is missing: each fold '
                                         f'needs all/ and hem/')
-                files = sorted(os.listdir(cls_dir))
+                files = sorted(os.listdir(cls_dir), key=natural_key)
                 images = [f for f in files if f.lower().endswith(self.img_suffix.lower())]
                 if not images:
                     raise CNMCDataError(
-                        f'C-NMC class folder {cls_dir!r} has no *{self.img_suffix} image '
-                        f'({len(files)} other file(s)); it should hold the {cls} cells of fold '
-                        f'{fold}: copy them there or drop the fold from folds')
-                others = len(files) - len(images)
+                        f'C-NMC class folder {cls_dir!r} has no *{self.img_suffix} image'
+                        f'{_other_files(files, self.img_suffix)}; it should hold the {cls} '
+                        f'cells of fold {fold}: copy them there or drop the fold from folds')
+                others = [f for f in files if f not in set(images)]
                 if others:
                     MMLogger.get_current_instance().warning(
-                        f'CNMCDataset: ignored {others} non-{self.img_suffix} file(s) in '
-                        f'{cls_dir}')
+                        f'CNMCDataset: ignored {len(others)} file(s) that are not '
+                        f'*{self.img_suffix} in {cls_dir}: {_first(others)}')
                 for name in images:
                     path = osp.join(cls_dir, name)
                     try:
@@ -363,24 +396,30 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         if csv_required:
             raise CNMCDataError(f'C-NMC {self.split} needs a labels CSV (subdirs)')
         data_list = []
-        files = [f for f in os.listdir(img_dir) if f.lower().endswith(self.img_suffix.lower())]
+        listing = sorted(os.listdir(img_dir), key=natural_key)
+        files = [f for f in listing if f.lower().endswith(self.img_suffix.lower())]
         for name in files:
-            match = NUMBERED_PATTERN.match(name[:-len(self.img_suffix)])
+            match = NUMBERED_PATTERN.match(name[:len(name) - len(self.img_suffix)])
             if match is None:
                 self._fail('unparseable_name',
                            f'{osp.join(img_dir, name)}: expected a numbered test image '
-                           f'<N>{self.img_suffix} (e.g. 1{self.img_suffix})')
+                           f'<N>{self.img_suffix} (e.g. 1{self.img_suffix}); rename it or move '
+                           f'it out of the folder')
                 continue
             data_list.append(
                 dict(img_path=osp.join(img_dir, name), patient_id=None, image_id=None,
                      cell_id=None, fold=-1, file_name=name, number=int(match['number'])))
         if not data_list and not self.skipped:
             raise CNMCDataError(f'C-NMC {self.split} folder {img_dir!r} has no '
-                                f'*{self.img_suffix} image')
+                                f'*{self.img_suffix} image{_other_files(listing, self.img_suffix)}')
         data_list.sort(key=lambda d: d['number'])
         return data_list
 
     def _load_csv(self, csv_path: str, img_dir: str) -> List[dict]:
+        """Rows of an official labels CSV. Its ``new_names`` (``1.bmp``) and ``Patient_ID``
+        (``UID_..._all.bmp``) carry the release's ``.bmp``; the image looked up is
+        ``<number><img_suffix>``, so cells re-saved in another format (``img_suffix='.png'``)
+        use the official CSV unchanged."""
         with open(csv_path, newline='', encoding='utf-8-sig') as f:
             rows = list(csv.reader(f))
         if not rows:
@@ -398,42 +437,44 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
             where = f'{csv_path} line {line_no}'
             if len(row) != 3:
                 self._fail('bad_csv_row', f'{where}: expected 3 fields '
-                           f'({",".join(CSV_HEADER)}), got {len(row)}: {row}')
+                           f'({",".join(CSV_HEADER)}), got {len(row)}: {row}; fix the row')
                 continue
             uid, new_name, label_str = (c.strip() for c in row)
-            if new_name in seen:
+            file_name = strip_image_ext(new_name) + self.img_suffix
+            if file_name in seen:
                 self._fail('bad_csv_row', f'{where}: {new_name} is already listed on line '
-                           f'{seen[new_name]}')
+                           f'{seen[file_name]}; remove one of the two rows')
                 continue
-            seen[new_name] = line_no
+            seen[file_name] = line_no
             if label_str not in ('0', '1'):
                 self._fail('bad_csv_row', f'{where}: label {label_str!r} of {new_name} is not '
-                           f'0 (hem) or 1 (all)')
+                           f'0 (hem) or 1 (all); fix the row')
                 continue
             label = int(label_str)
-            name = uid if uid.lower().endswith(self.img_suffix.lower()) else uid + self.img_suffix
             try:
-                parsed = parse_cnmc_name(name, self.img_suffix)
-            except CNMCDataError as e:
-                self._fail('unparseable_name', f'{where}: {e}')
+                parsed = parse_cnmc_name(strip_image_ext(uid) + self.img_suffix, self.img_suffix)
+            except CNMCDataError:
+                self._fail('unparseable_name', f'{where}: Patient_ID {uid!r} is not a C-NMC '
+                           f'file name ({CNMC_NAME_HELP}); fix the row')
                 continue
             if parsed['class_name'] != CNMC_CLASSES[label]:
                 self._fail('label_mismatch', f'{where}: label {label} ({CNMC_CLASSES[label]}) '
-                           f'contradicts Patient_ID {uid} ({parsed["class_name"]})')
+                           f'contradicts Patient_ID {uid} ({parsed["class_name"]}); fix the row')
                 continue
-            img_path = osp.join(img_dir, new_name)
+            img_path = osp.join(img_dir, file_name)
             if not osp.isfile(img_path):
                 self._fail('missing_image', f'{where}: image {img_path!r} ({uid}) named in the '
-                           f'labels CSV does not exist; restore it or remove the row')
+                           f'labels CSV does not exist; restore it or remove the row'
+                           + _other_format_hint(img_dir, file_name, self.img_suffix))
                 continue
-            number = NUMBERED_PATTERN.match(osp.splitext(new_name)[0])
+            number = NUMBERED_PATTERN.match(strip_image_ext(new_name))
             data_list.append(
                 dict(img_path=img_path, gt_label=label, patient_id=parsed['patient_id'],
                      image_id=parsed['image_id'], cell_id=parsed['cell_id'], fold=-1,
-                     file_name=new_name, original_name=name,
+                     file_name=file_name, original_name=uid,
                      number=int(number['number']) if number else None))
         # an image without a row would be silently left out of the evaluation
-        for name in sorted(os.listdir(img_dir)):
+        for name in sorted(os.listdir(img_dir), key=natural_key):
             if name.lower().endswith(self.img_suffix.lower()) and name not in seen:
                 self._fail('unlabelled_image',
                            f'{osp.join(img_dir, name)}: image has no row in the labels CSV '
@@ -447,27 +488,65 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         if cfg is None:
             return None
         cfg = dict(cfg)
-        unknown = set(cfg) - {'ratio', 'subset', 'seed'}
+        known = ('ratio', 'subset', 'seed', 'group_duplicates', 'duplicate_distance')
+        unknown = set(cfg) - set(known)
         if unknown:
-            raise ValueError(f'patient_split: unknown keys {sorted(unknown)}; use ratio, subset, '
-                             f'seed')
+            raise ValueError(f'patient_split: unknown keys {sorted(unknown)}; use '
+                             f'{", ".join(known)}')
         ratio = cfg.get('ratio', 0.8)
         if not 0 < ratio < 1:
             raise ValueError(f'patient_split: ratio={ratio} must be between 0 and 1 (exclusive)')
         subset = cfg.get('subset', 'train')
         if subset not in ('train', 'val'):
             raise ValueError(f"patient_split: subset={subset!r}, expected 'train' or 'val'")
-        return dict(ratio=float(ratio), subset=subset, seed=int(cfg.get('seed', 0)))
+        group = cfg.get('group_duplicates', False)
+        if not isinstance(group, (bool, str)):
+            raise ValueError(f'patient_split: group_duplicates={group!r}, expected True, False '
+                             f'or the pairs CSV of tools/analysis/cnmc_duplicates.py')
+        return dict(ratio=float(ratio), subset=subset, seed=int(cfg.get('seed', 0)),
+                    group_duplicates=group,
+                    duplicate_distance=float(cfg.get('duplicate_distance', 0.02)))
 
     def _apply_patient_split(self, data_list: List[dict]) -> List[dict]:
         if any(d['patient_id'] is None or 'gt_label' not in d for d in data_list):
             raise CNMCDataError(f'patient_split needs patient ids and labels; the {self.split} '
                                 f'split has none (use it on train or prelim_test)')
+        groups = None
+        if self.patient_split['group_duplicates']:
+            groups = self._duplicate_patient_groups(data_list)
+        self.duplicate_groups = groups or {}
         train_patients = split_patients(
             [d['patient_id'] for d in data_list], [d['gt_label'] for d in data_list],
-            self.patient_split['ratio'], self.patient_split['seed'])
+            self.patient_split['ratio'], self.patient_split['seed'], groups=groups)
         keep_train = self.patient_split['subset'] == 'train'
         return [d for d in data_list if (d['patient_id'] in train_patients) == keep_train]
+
+    def _duplicate_patient_groups(self, data_list: List[dict]) -> Dict[str, str]:
+        """Patients linked by duplicate cells -> their group (see :func:`split_patients`)."""
+        from .duplicates import duplicate_groups, find_duplicates, read_duplicate_pairs
+        source = self.patient_split['group_duplicates']
+        if isinstance(source, str):
+            rows = read_duplicate_pairs(source)
+            links = [(canonical_patient_id(r['patient_a']), canonical_patient_id(r['patient_b']))
+                     for r in rows if r.get('patient_a') and r.get('patient_b')]
+        else:
+            paths = tuple(d['img_path'] for d in data_list)
+            key = (paths, self.patient_split['duplicate_distance'])
+            if key not in _DUPLICATE_CACHE:  # the train and val datasets share one search
+                _DUPLICATE_CACHE.clear()
+                _DUPLICATE_CACHE[key] = find_duplicates(
+                    paths, max_distance=self.patient_split['duplicate_distance'])
+            links = [(data_list[p['i']]['patient_id'], data_list[p['j']]['patient_id'])
+                     for p in _DUPLICATE_CACHE[key]]
+        links = [(a, b) for a, b in links if a != b]
+        groups = duplicate_groups(links)
+        if groups:
+            sizes = Counter(groups.values())
+            MMLogger.get_current_instance().info(
+                f'CNMCDataset({self.split}): {len(links)} duplicate pair(s) across patients '
+                f'join {len(groups)} patients into {len(sizes)} group(s) that the patient split '
+                f'keeps on one side')
+        return groups
 
     # ------------------------------------------------------------------ errors
     def _image_ok(self, path: str) -> bool:
@@ -477,6 +556,23 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         self._fail('bad_image', f'{path}: {problem}; replace or remove the file')
         return False
 
+    def _check_cells(self, data_list: List[dict], num_logged: int = 20) -> None:
+        logger = MMLogger.get_current_instance()
+        self.cell_warnings = {}
+        for info in data_list:
+            path = info['img_path']
+            img = mmcv.imread(path, flag='color')
+            found = ['cannot be decoded'] if img is None else cell_image_warnings(img, path)
+            if found:
+                self.cell_warnings[path] = found
+                if len(self.cell_warnings) <= num_logged:
+                    logger.warning(f'CNMCDataset({self.split}): {path}: ' + '; '.join(found))
+        if self.cell_warnings:
+            logger.warning(
+                f'CNMCDataset({self.split}): {len(self.cell_warnings)} of {len(data_list)} '
+                f'image(s) unlike C-NMC cells (one stained cell on black)'
+                + (f', the first {num_logged} listed above' if len(self.cell_warnings) >
+                   num_logged else '') + '; see dataset.cell_warnings for all of them')
 
     # ------------------------------------------------------------------ labels
     def get_gt_labels(self) -> np.ndarray:
@@ -510,6 +606,11 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         return body
 
 
+#: find_duplicates results of the last patient split with group_duplicates=True, so that the
+#: train and val datasets of one config (the two sides of one split) search once.
+_DUPLICATE_CACHE: Dict[tuple, list] = {}
+
+
 def _patient_sort_key(pid: str) -> Tuple[int, int, str]:
     digits = pid.lstrip('H')
     return (pid.startswith('H'), int(digits) if digits.isdigit() else -1, pid)
@@ -518,38 +619,79 @@ def _patient_sort_key(pid: str) -> Tuple[int, int, str]:
 def split_patients(patients: Sequence[str],
                    labels: Sequence[int],
                    ratio: float = 0.8,
-                   seed: int = 0) -> set:
+                   seed: int = 0,
+                   groups: Optional[Dict[str, str]] = None) -> set:
     """Choose the training patients of a patient-wise split, stratified by class.
 
-    Each patient is assigned to the class most of its cells have (in C-NMC every patient has
-    one class). Within each class the patients, sorted, are shuffled with ``seed`` and the first
-    ``round(ratio * n)`` go to training, clamped to ``[1, n - 1]`` when ``n >= 2`` so that both
-    sides get every class that has two patients or more; a class's only patient trains.
+    The units of the split are the patients, or with ``groups`` the groups of patients that
+    must stay together (e.g. patients sharing duplicate cells): a patient absent from
+    ``groups`` is its own unit. Each unit is assigned to the class most of its cells have (in
+    C-NMC every patient has one class). Within each class the units, sorted, are shuffled with
+    ``seed`` and the first ``round(ratio * n)`` go to training, clamped to ``[1, n - 1]`` when
+    ``n >= 2`` so that both sides get every class that has two units or more; a class's only
+    unit trains.
 
     Args:
         patients (Sequence[str]): The patient id of each sample.
         labels (Sequence[int]): The label of each sample.
-        ratio (float): Fraction of each class's patients on the training side.
+        ratio (float): Fraction of each class's units on the training side.
         seed (int): Shuffle seed; the same seed gives the same split.
+        groups (dict, optional): patient id -> group id. Defaults to None (every patient alone;
+            the split is then the same as without the argument).
 
     Returns:
         set: The patient ids on the training side; the others form the validation side.
     """
+    groups = groups or {}
     votes = defaultdict(Counter)
+    members_of = defaultdict(set)
     for pid, label in zip(patients, labels):
-        votes[pid][int(label)] += 1
+        unit = groups.get(pid, pid)
+        votes[unit][int(label)] += 1
+        members_of[unit].add(pid)
     by_class = defaultdict(list)
-    for pid, counter in votes.items():
+    for unit, counter in votes.items():
         # most common class; ties go to the smaller label so the result is order-free
         label = min(counter, key=lambda c: (-counter[c], c))
-        by_class[label].append(pid)
+        by_class[label].append(unit)
     rng = np.random.default_rng(seed)
     train = set()
     for label in sorted(by_class):
-        members = sorted(by_class[label], key=_patient_sort_key)
-        n = len(members)
+        units = sorted(by_class[label], key=_patient_sort_key)
+        n = len(units)
         k = int(round(ratio * n))
-        k = min(max(k, 1), n - 1) if n >= 2 else n  # a lone patient trains
+        k = min(max(k, 1), n - 1) if n >= 2 else n  # a lone unit trains
         order = rng.permutation(n)
-        train.update(members[i] for i in order[:k])
+        for i in order[:k]:
+            train.update(members_of[units[i]])
     return train
+
+
+def _first(names: Sequence[str], num: int = 5) -> str:
+    """``a, b, c`` or ``a, b, c, ... (12 in all)``."""
+    shown = ', '.join(names[:num])
+    return shown + (f', ... ({len(names)} in all)' if len(names) > num else '')
+
+
+def _other_files(files: Sequence[str], img_suffix: str) -> str:
+    """What a folder without ``*img_suffix`` files holds instead, and the fix when those are
+    images of another format."""
+    if not files:
+        return ' (the folder is empty)'
+    by_ext = Counter(osp.splitext(f)[1].lower() for f in files)
+    found = ', '.join(f'{n} *{ext or "(no extension)"}' for ext, n in by_ext.most_common())
+    images = [ext for ext, _ in by_ext.most_common() if ext in IMAGE_EXTENSIONS]
+    if not images:
+        return f' (it holds {found}: {_first(list(files))})'
+    return (f" but {found} file(s); if the cells are stored as {images[0]}, set "
+            f"img_suffix='{images[0]}' ({dataset_option_hint('img_suffix', images[0])})")
+
+
+def _other_format_hint(img_dir: str, file_name: str, img_suffix: str) -> str:
+    """The ``img_suffix`` fix when ``img_dir`` holds ``file_name`` in another image format."""
+    stem = strip_image_ext(file_name)
+    for ext in IMAGE_EXTENSIONS:
+        if ext != img_suffix.lower() and osp.isfile(osp.join(img_dir, stem + ext)):
+            return (f"; the folder holds {stem + ext}: if the cells are stored as {ext}, set "
+                    f"img_suffix='{ext}' ({dataset_option_hint('img_suffix', ext)})")
+    return ''

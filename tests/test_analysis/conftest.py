@@ -74,6 +74,7 @@ def det_run(bccd_mini, tmp_path_factory):
 def cls_run(tmp_path_factory):
     from mmengine.config import Config
 
+    from mmbloodcell.datasets.stats import cnmc_stain_reference, write_stain_reference
     from mmbloodcell.datasets.synthetic import make_synthetic_cnmc
     helpers = load_module(osp.join(TESTS, 'test_tools', 'test_cnmc_train_test.py'),
                           'analysis_cnmc_helpers')
@@ -83,6 +84,8 @@ def cls_run(tmp_path_factory):
     make_synthetic_cnmc(root, img_size=helpers.SIZE, num_folds=3, patients_per_fold=(1, 1),
                         cells_per_patient=2, prelim_patients=(2, 2), final_patients=(1, 1),
                         seed=0)
+    # the stain reference the config reads (tools/analysis/cnmc_stain_reference.py)
+    write_stain_reference(cnmc_stain_reference(root), osp.join(root, 'stain_reference.json'))
     cfg = helpers._shrink(
         Config.fromfile(osp.join(REPO, 'configs', 'cnmc', 'simplenet_bce_stain-norm_cnmc.py')),
         root, 'analysis_cls')

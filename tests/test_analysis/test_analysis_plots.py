@@ -200,3 +200,65 @@ def test_final_metrics_and_config_of_a_work_dir(det_run, cls_run):
         path, name = find_config(run['work_dir'], log)
         assert name == run['name']
         assert path == osp.join(run['train_log'], 'vis_data', 'config.py')
+
+
+def test_binary_metrics_json_names_the_epoch_of_the_log(cls_run):
+    """The validation after the 2nd epoch is logged as "Epoch(val) [2]" and followed by
+    epoch_2.pth: binary_metrics.json says epoch 2 too; the test run's says stage 'test'."""
+    with open(osp.join(cls_run['train_log'], 'binary_metrics.json')) as f:
+        val = json.load(f)
+    log_file = osp.join(cls_run['train_log'], osp.basename(cls_run['train_log']) + '.log')
+    with open(log_file) as f:
+        text = f.read()
+    assert 'Epoch(val) [2]' in text and 'Epoch(val) [3]' not in text
+    assert val['stage'] == 'val' and val['epoch'] == 2
+    assert osp.isfile(osp.join(cls_run['work_dir'], 'epoch_2.pth'))
+    with open(osp.join(cls_run['test_log'], 'binary_metrics.json')) as f:
+        test = json.load(f)
+    assert test['stage'] == 'test' and test['epoch'] is None
+
+
+def _overlaps(fig):
+    """Pairs of (title/suptitle text, other title or axes) whose drawn boxes intersect."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [ax.title for ax in fig.axes if ax.get_title()]
+    if fig._suptitle is not None:
+        texts.append(fig._suptitle)
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+    found = []
+    for i, (name, box) in enumerate(boxes):
+        for other, obox in boxes[i + 1:]:
+            if box.overlaps(obox):
+                found.append((name, other))
+        for ax in fig.axes:
+            if ax.title is not None and ax.title.get_text() == name:
+                continue
+            if box.overlaps(ax.get_window_extent(renderer)):
+                found.append((name, 'axes'))
+    return found
+
+
+def test_titles_do_not_overlap(cnmc_samples_root):
+    import glob
+
+    import torch
+
+    from mmbloodcell.analysis.plots import plot_classification_samples, plot_pr_curves
+    paths = sorted(glob.glob(osp.join(cnmc_samples_root, '*', '*.bmp')))
+    preds = [dict(img_path=p, pred_prob=torch.tensor(0.1 * i), gt_label=torch.tensor(1),
+                  pred_label=torch.tensor(0)) for i, p in enumerate(paths + paths)]
+    assert _overlaps(plot_classification_samples(preds, title='a_long_config_name: test')) == []
+    rec = np.linspace(0, 1, 101)
+    pr = dict(classes=['RBC', 'WBC', 'Platelets'], recall=rec,
+              precision_50=np.stack([1 - rec] * 3), precision=np.stack([1 - rec] * 3),
+              ap_50=np.array([.8, .9, .3]), ap=np.array([.5, .6, .1]), mAP=.4, mAP_50=.66,
+              num_gt=np.array([300, 40, 30]))
+    assert _overlaps(plot_pr_curves(pr, title='fcos_r18_fpn_gn_320_12e_bccd_cpu-demo')) == []
+
+
+def test_report_numbers_keep_small_learning_rates():
+    from mmbloodcell.analysis.report import _fmt
+    assert _fmt(1e-5) == '1e-05' and _fmt(2.5e-4) == '0.00025'
+    assert _fmt(0.5) == '0.5' and _fmt(0.0) == '0' and _fmt(0.8825) == '0.8825'
+    assert _fmt(3) == '3' and _fmt(12345678.0) == '1.235e+07'

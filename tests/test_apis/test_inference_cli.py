@@ -29,7 +29,8 @@ import mmbloodcell  # noqa: F401
 from mmbloodcell.apis.cli import main
 from mmbloodcell.apis.gradcam import cam_to_image, grad_cam
 from mmbloodcell.apis.inference import CellClassifier, output_stems
-from mmbloodcell.apis.runner import build_runner
+from mmbloodcell.apis.runner import build_runner, set_data_root
+from mmbloodcell.datasets.stats import cnmc_stain_reference, write_stain_reference
 from mmbloodcell.datasets.synthetic import make_synthetic_cnmc
 from mmbloodcell.registry import CLS_MODELS
 
@@ -147,10 +148,10 @@ def reference_detections(detector, bccd_images, tmp_path_factory):
 
 def _small_cnmc_cfg(data_root, seed):
     cfg = Config.fromfile(SIMPLENET)
+    set_data_root(cfg, data_root)
     for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg[split]
         loader.update(batch_size=4, num_workers=0, persistent_workers=False)
-        loader.dataset.data_root = data_root
         for step in loader.dataset.pipeline:
             if step['type'] == 'Resize':
                 step['scale'] = (SIZE, SIZE)
@@ -171,6 +172,7 @@ def classifiers(tmp_path_factory):
     make_synthetic_cnmc(root, img_size=SIZE, num_folds=3, patients_per_fold=(1, 1),
                         cells_per_patient=2, prelim_patients=(1, 1), final_patients=(1, 1),
                         seed=0)
+    write_stain_reference(cnmc_stain_reference(root), osp.join(root, 'stain_reference.json'))
     out = {}
     for name, seed in (('a', 0), ('b', 1)):
         cfg = _small_cnmc_cfg(root, seed)
@@ -365,7 +367,8 @@ def test_classify_console_script(classifiers, cells, classify_a):
 
     header, rows = _read_csv(osp.join(out, 'predictions.csv'))
     assert header == ['image', 'prob_all', 'label', 'label_name', 'threshold', 'patient_id',
-                      'saliency', 'status', 'error']
+                      'saliency', 'status', 'error', 'warnings']
+    assert all(r['warnings'] == '' for r in rows)  # real C-NMC cells: nothing to say
     by_name = {osp.basename(r['image']): r for r in rows}
     assert sorted(by_name) == sorted(cells['good'] + cells['bad'])
     assert 'empty (0 bytes)' in by_name['empty.jpg']['error']
@@ -571,3 +574,47 @@ def test_output_stems_unique_and_tools_script():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.main is main
+
+
+def test_classify_release_names_order_and_unusual_cells(classifiers, cnmc_samples_root,
+                                                        tmp_path, capsys):
+    """Cells named as in the real release (``UID_h6_...``: patient H6), numbered test images
+    past 10 (natural order) and cells unlike C-NMC's (each warned about, still classified)."""
+    import shutil
+
+    from cnmc_release import odd_cells
+    folder = tmp_path / 'cells'
+    folder.mkdir()
+    hem = sorted(glob.glob(osp.join(cnmc_samples_root, 'hem', '*.bmp')))
+    shutil.copyfile(hem[0], folder / osp.basename(hem[0]))  # UID_H6_14_1_hem.bmp
+    shutil.copyfile(hem[1], folder / osp.basename(hem[1]).replace('UID_H6', 'UID_h6'))
+    numbered = folder / 'numbered'
+    numbered.mkdir()
+    for n in range(1, 12):
+        shutil.copyfile(hem[2], numbered / f'{n}.bmp')
+    odd = odd_cells(glob.glob(osp.join(cnmc_samples_root, 'all', 'UID_1_3_1_all.bmp'))[0],
+                    str(folder / 'odd'))
+    out = str(tmp_path / 'out')
+    rc = main(['classify', classifiers['a']['config'], classifiers['a']['ckpt'], str(folder),
+               '--out', out, '--device', 'cpu', '--no-progress'])
+    assert rc == 0
+    summary = capsys.readouterr().out
+    header, rows = _read_csv(osp.join(out, 'predictions.csv'))
+    names = [osp.relpath(r['image'], str(folder)) for r in rows]
+    assert [n for n in names if n.startswith('numbered')] == \
+        [f'numbered/{n}.bmp' for n in range(1, 12)]
+    by_name = {osp.basename(r['image']): r for r in rows}
+    assert by_name['UID_h6_5_1_hem.bmp']['patient_id'] == 'H6'
+    _, prow = _read_csv(osp.join(out, 'patients.csv'))
+    assert [(r['patient_id'], r['num_cells']) for r in prow] == [('1', '1'), ('H6', '2')]
+    for kind, what in (('white', 'background is not black'),
+                       ('transparent', 'background is not black'),
+                       ('gray', 'grayscale image'), ('jpeg', 'lossy JPEG')):
+        row = by_name[osp.basename(odd[kind])]
+        assert row['status'] == 'ok' and row['prob_all'] != '', kind
+        assert row['warnings'].startswith(what), (kind, row['warnings'])
+        assert f'warning: {odd[kind]}: {what}' in summary
+    assert by_name['UID_1_3_1_all.bmp']['warnings'] == ''
+    assert '4 with warnings' in summary
+    doc = json.load(open(osp.join(out, 'predictions.json')))
+    assert doc['num_warned'] == 4

@@ -241,7 +241,7 @@ def test_macenko_moves_colour_towards_reference(real_cells, cnmc_samples_root):
 
 
 def test_stain_normalize_arguments_and_degenerate_images(tmp_path):
-    with pytest.raises(ValueError, match='needs reference=<image path> or ref_mean'):
+    with pytest.raises(ValueError, match='needs reference=<image or JSON path> or ref_mean'):
         StainNormalize()
     with pytest.raises(ValueError, match='ref_stains'):
         StainNormalize(method='macenko')
@@ -320,3 +320,150 @@ def test_unchanged_loading_then_ensure_rgb8_then_cell_transforms(tmp_path):
         assert results['img'].dtype == np.uint8 and results['img'].ndim == 3
         assert results['img'].shape[2] == 3 and results['img'].shape[0] == results['img'].shape[1]
         assert results['cell_found'] and results['stain_normalized']
+
+
+# ---------------------------------------------------------------- cells unlike C-NMC's
+def test_crop_to_cell_never_takes_a_white_frame_for_the_cell(real_cells, tmp_path):
+    from cnmc_release import odd_cells
+    from mmbloodcell.datasets.transforms.cell import cell_image_warnings
+    src = str(tmp_path / 'UID_1_3_1_all.bmp')
+    cv2.imwrite(src, real_cells['UID_1_3_1_all.bmp'])
+    paths = odd_cells(src, str(tmp_path / 'odd'))
+    crop = CropToCell(margin=2)
+    original = crop(dict(img=mmcv.imread(paths['original'])))
+    assert original['cell_found'] and original['img'].shape[0] < 450
+    for kind in ('white', 'transparent'):
+        img = mmcv.imread(paths[kind])  # LoadImageFromFile's default: alpha dropped
+        out = crop(dict(img=img))
+        assert out['cell_found'] is False and out['img'].shape[:2] == (450, 450), kind
+        found = cell_image_warnings(img, paths[kind])
+        assert len(found) == 1 and found[0].startswith('background is not black'), kind
+        assert ("EnsureRGB8(alpha='black')" in found[0]) == (kind == 'transparent')
+    # read with its alpha and blackened, the transparent copy is the original cell again
+    rgba = mmcv.imread(paths['transparent'], flag='unchanged')
+    fixed = EnsureRGB8(alpha='black')(dict(img=rgba))['img']
+    again = crop(dict(img=fixed))
+    assert again['cell_found'] and np.array_equal(again['cell_bbox'], original['cell_bbox'])
+    assert cell_image_warnings(fixed, None) == []
+    gray = mmcv.imread(paths['gray'])
+    assert [w.split(' (')[0] for w in cell_image_warnings(gray, paths['gray'])] == \
+        ['grayscale image']
+    jpeg = mmcv.imread(paths['jpeg'])
+    assert cell_image_warnings(jpeg, paths['jpeg'])[0].startswith('lossy JPEG')
+    assert cell_image_warnings(np.zeros((20, 20, 3), np.uint8))[0].startswith('no cell')
+    for name, img in real_cells.items():
+        assert cell_image_warnings(img, None) == [], name
+
+
+def test_dataset_check_warns_per_image(real_cells, tmp_path, monkeypatch):
+    from mmengine.logging import MMLogger
+
+    from cnmc_release import odd_cells
+    from mmbloodcell.datasets import make_synthetic_cnmc
+    from mmbloodcell.datasets.cnmc import CNMCDataset
+    root = str(tmp_path / 'C-NMC_Leukemia')
+    make_synthetic_cnmc(root, img_size=48, num_folds=1, patients_per_fold=(1, 1),
+                        cells_per_patient=2)
+    all_dir = osp.join(root, 'training_data', 'fold_0', 'all')
+    src = str(tmp_path / 'UID_1_3_1_all.bmp')
+    cv2.imwrite(src, real_cells['UID_1_3_1_all.bmp'])
+    odd = odd_cells(src, str(tmp_path / 'odd'))
+    cv2.imwrite(osp.join(all_dir, 'UID_1_90_1_all.bmp'), mmcv.imread(odd['white']))
+    cv2.imwrite(osp.join(all_dir, 'UID_1_91_1_all.bmp'), mmcv.imread(odd['gray']))
+    lines = []
+    monkeypatch.setattr(MMLogger.get_current_instance(), 'warning',
+                        lambda msg, *a, **k: lines.append(msg))
+    ds = CNMCDataset(data_root=root, folds=(0, ), check_cells=True, serialize_data=False)
+    assert len(ds) == 6  # warned, not dropped
+    warned = sorted(osp.basename(p) for p in ds.cell_warnings)
+    assert warned == ['UID_1_90_1_all.bmp', 'UID_1_91_1_all.bmp']
+    text = '\n'.join(lines)
+    assert 'UID_1_90_1_all.bmp: background is not black' in text
+    assert 'UID_1_91_1_all.bmp: grayscale image' in text
+    assert '2 of 6 image(s) unlike C-NMC cells' in text
+
+
+# ---------------------------------------------------------------- rotation keeps the cell
+def test_random_rotate_expand_keeps_a_tail_that_reaches_the_corner():
+    # a cell in the middle of a 450 frame with a long tail towards the lower right corner
+    img = np.zeros((450, 450, 3), np.uint8)
+    cv2.circle(img, (225, 225), 90, (150, 60, 120), -1)
+    cv2.line(img, (225, 225), (440, 440), (150, 60, 120), 9)
+    fg = img.max(axis=2) > 0
+    for angle in (30, 45, 120, 150):  # (multiples of 90 keep a square frame's corners)
+        kept = RandomRotate(angle=(angle, angle), prob=1.0)(dict(img=img.copy()))['img']
+        grown = RandomRotate(angle=(angle, angle), prob=1.0, expand=True)(
+            dict(img=img.copy()))
+        mass = img.astype(np.int64).sum()
+        assert kept.astype(np.int64).sum() < 0.97 * mass, angle  # the tail leaves the frame
+        # expanded: the whole cell is there (bilinear interpolation moves a little mass)
+        assert abs(grown['img'].astype(np.int64).sum() - mass) < 0.005 * mass, angle
+        assert (grown['img'].max(axis=2) > 0).sum() >= fg.sum()
+        assert grown['img_shape'] == grown['img'].shape[:2]
+        assert grown['img'].shape[0] >= 450 and grown['img'].shape[0] <= 637
+        # a tight crop after it: the cell is whole and touches the crop's edges
+        cropped = CropToCell()(dict(img=grown['img']))
+        assert cropped['cell_found']
+
+
+# ---------------------------------------------------------------- stain reference
+def test_stain_reference_of_the_training_cells(real_cells, tmp_path):
+    """The reference is the median cell: normalising the six real cells to it keeps their
+    contrast (the old reference, UID_1_3_1_all, has about twice a typical cell's LAB std and
+    inflated every cell's L and b spread by ~1.6x) and no cell pixel turns black."""
+    from mmbloodcell.datasets.stats import cnmc_stain_reference, write_stain_reference
+    root = tmp_path / 'C-NMC_Leukemia'
+    for name, img in real_cells.items():
+        cls = name.split('_')[-1][:-4]
+        folder = root / 'training_data' / 'fold_0' / cls
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / name), img)
+    stats = cnmc_stain_reference(str(root), folds=(0, ))
+    assert stats['num_images'] == 6 and stats['num_macenko'] == 6
+    path = write_stain_reference(stats, str(root / 'stain_reference.json'))
+    per_cell = np.array([reinhard_stats(img)[1] for img in real_cells.values()])
+    np.testing.assert_allclose(stats['reinhard']['std'], np.median(per_cell, axis=0),
+                               atol=1e-3)
+    old_std = reinhard_stats(real_cells['UID_1_3_1_all.bmp'])[1]
+    assert (old_std > 1.5 * np.asarray(stats['reinhard']['std'])).sum() >= 2
+
+    def spread_ratio(transform):
+        ratios = []
+        for img in real_cells.values():
+            out = transform(dict(img=img.copy()))['img']
+            fg = img.max(axis=2) > 0
+            assert (out[fg].max(axis=1) > 0).all(), 'a cell pixel turned black'
+            assert not out[~fg].any()
+            ratios.append(_lab_stats(out)[1] / _lab_stats(img)[1])
+        return np.mean(ratios, axis=0)
+
+    new = spread_ratio(StainNormalize(reference=path))
+    old = spread_ratio(StainNormalize(reference=osp.join(
+        osp.dirname(path), 'training_data', 'fold_0', 'all', 'UID_1_3_1_all.bmp')))
+    assert new.max() < 1.15 and old[0] > 1.4 and old[2] > 1.4
+    macenko = StainNormalize(method='macenko', reference=path)
+    out = macenko(dict(img=real_cells['UID_H6_5_1_hem.bmp'].copy()))
+    assert out['stain_normalized']
+
+
+def test_stain_reference_missing_names_the_command(tmp_path):
+    path = str(tmp_path / 'C-NMC_Leukemia' / 'stain_reference.json')
+    with pytest.raises(FileNotFoundError,
+                       match=r'python tools/analysis/cnmc_stain_reference\.py .*C-NMC_Leukemia'):
+        StainNormalize(reference=path)
+    (tmp_path / 'partial.json').write_text('{"reinhard": {"mean": [1, 2, 3]}}')
+    with pytest.raises(ValueError, match='no reinhard statistics'):
+        StainNormalize(reference=str(tmp_path / 'partial.json'))
+
+
+def test_macenko_is_the_identity_on_its_reference(real_cells):
+    for name, img in real_cells.items():
+        stains, max_conc = macenko_stains(img)
+        same = StainNormalize(method='macenko', ref_stains=stains,
+                              ref_max_conc=max_conc)(dict(img=img.copy()))['img']
+        fg = img.max(axis=2) > 0
+        assert np.abs(same.astype(int) - img.astype(int))[fg].max() <= 1, name
+        # Macenko's own reconstruction (the residual dropped) is what changed colours before
+        dropped = StainNormalize(method='macenko', ref_stains=stains, ref_max_conc=max_conc,
+                                 keep_residual=False)(dict(img=img.copy()))['img']
+        assert np.abs(dropped.astype(int) - img.astype(int))[fg].mean() > 1, name

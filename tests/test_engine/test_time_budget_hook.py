@@ -94,3 +94,51 @@ def test_bad_arguments():
         TimeBudgetHook(0)
     with pytest.raises(ValueError, match='lr_schedule'):
         TimeBudgetHook(1, lr_schedule='step')
+
+
+def test_budget_eta_arithmetic():
+    hook = TimeBudgetHook(budget_s=100)
+    hook._start = 0.0
+    hook.elapsed = lambda: 10.0  # 10 iterations in 10 s: 1 s each
+    # the epoch in progress ends at 10 + 5 = 15 s; epochs of 20 s then end at 35, ..., 115 s:
+    # the budget (100 s) runs out during the 6th of them
+    assert hook.budget_eta(10, 5, 20) == pytest.approx(5 + 5 * 20)
+    # past the budget before the epoch ends: only the rest of this epoch
+    hook.elapsed = lambda: 99.0
+    assert hook.budget_eta(99, 7, 20) == pytest.approx(7 * 1.0)
+
+
+class _Slow(_Toy):
+
+    def forward(self, inputs, labels=None, mode='tensor'):
+        import time
+        time.sleep(0.01)
+        return super().forward(inputs, labels, mode)
+
+
+def test_logged_eta_follows_the_budget(tmp_path):
+    from mmengine.hooks import Hook
+
+    class Probe(Hook):
+        priority = 'BELOW_NORMAL'
+
+        def __init__(self):
+            self.etas = []
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            self.etas.append(runner.message_hub.get_info('eta'))
+
+    probe = Probe()
+    runner = Runner(
+        model=_Slow(), work_dir=str(tmp_path),
+        train_dataloader=dict(dataset=_Data(), sampler=dict(type='DefaultSampler'),
+                              batch_size=1, collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.001)),
+        train_cfg=dict(by_epoch=True, max_epochs=200),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1000)),
+        custom_hooks=[dict(type='TimeBudgetHook', budget_s=0.3), probe],
+        experiment_name=f'budget_eta_{osp.basename(str(tmp_path))}')
+    runner.train()
+    assert runner.epoch < 200
+    # 200 epochs x 8 iterations x >= 10 ms would be an eta of >= 16 s; the budget says < 0.5 s
+    assert max(probe.etas[5:]) < 0.5 and min(probe.etas) >= 0

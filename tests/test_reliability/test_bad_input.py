@@ -265,7 +265,8 @@ def test_bccd_dataset_bad_image_file(bccd_copy, case, damage, kind, message):
     out, coco, victim = bccd_copy
     damage(str(out / 'JPEGImages' / victim))
     n = len(coco['images'])
-    with pytest.raises(BCCDDataError, match=rf'JPEGImages/{victim}: {message}.*on_error="skip"'):
+    with pytest.raises(BCCDDataError, match=rf'JPEGImages/{victim}: {message}.*on_error=\'skip\''
+                       r'.*--cfg-options train_dataloader\.dataset\.on_error=skip'):
         bccd_dataset(out, check_images=True)
     logger = MMLogger.get_current_instance()
     records = []

@@ -20,7 +20,9 @@ from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import load_checkpoint
 
 import mmbloodcell  # noqa: F401
+from mmbloodcell.apis.runner import set_data_root
 from mmbloodcell.datasets import CNMCDataset
+from mmbloodcell.datasets.stats import cnmc_stain_reference, write_stain_reference
 from mmbloodcell.datasets.synthetic import make_synthetic_cnmc
 from mmbloodcell.evaluation.metrics import BinaryClassificationMetric
 from mmbloodcell.registry import CLS_MODELS
@@ -46,12 +48,12 @@ def _shrink(cfg, data_root, name):
     download, no worker processes, latency measured from the first iteration."""
     if 'backbone' in cfg.model:
         cfg.model.backbone.init_cfg = None
+    set_data_root(cfg, data_root)
     for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(split)
         if not loader:
             continue
         loader.update(batch_size=4, num_workers=0, persistent_workers=False)
-        loader.dataset.data_root = data_root
         for step in loader.dataset.pipeline:
             if step['type'] == 'Resize':
                 step['scale'] = (SIZE, SIZE)
@@ -76,6 +78,7 @@ def synthetic_root(tmp_path_factory):
                                  cells_per_patient=2, prelim_patients=(2, 2),
                                  final_patients=(1, 1), seed=0)
     assert counts['prelim'] == 8
+    write_stain_reference(cnmc_stain_reference(root), osp.join(root, 'stain_reference.json'))
     return root
 
 

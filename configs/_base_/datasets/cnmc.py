@@ -1,13 +1,12 @@
 # C-NMC 2019 (ISBI 2019 challenge): hem (label 0) vs all (label 1), one segmented cell per image.
 #
-# data_root is the `C-NMC_Leukemia` folder of the official release, e.g.
-#   ln -s /path/to/C-NMC_Leukemia data/cnmc
-# with the official layout:
-#   data/cnmc/
+# data_root is the `C-NMC_Leukemia` folder of the official release, unpacked (or linked) as
+#   data/C-NMC_Leukemia/
 #   ├── training_data/fold_{0,1,2}/{all,hem}/UID_<patient>_<image>_<cell>_{all,hem}.bmp
 #   ├── validation_data/C-NMC_test_prelim_phase_data/<N>.bmp
 #   ├── validation_data/C-NMC_test_prelim_phase_data_labels.csv  (Patient_ID,new_names,labels)
 #   └── testing_data/C-NMC_test_final_phase_data/<N>.bmp           (unlabelled)
+# Elsewhere: tools/train.py CONFIG --data-root /path/to/C-NMC_Leukemia (every split follows).
 #
 # Splits: train = folds 0-2, 80 % of the patients; val = the other 20 % (patient-wise, no
 # patient on both sides, stratified by class, seed 0); test = the labelled preliminary test.
@@ -16,9 +15,14 @@
 # Every image file is checked once at start-up (header and size, no decoding): an empty,
 # truncated or non-image file, or one larger than max_image_size (450x450 expected), stops
 # the run with its path and the fix instead of failing mid-epoch (on_error='skip' drops it).
+# check_cells also decodes every image once and warns about cells unlike C-NMC's (background
+# not black, grayscale, lossy JPEG).
 max_image_size = 4096
 dataset_type = 'CNMCDataset'
-data_root = 'data/cnmc/'
+data_root = 'data/C-NMC_Leukemia/'
+# Reinhard / Macenko statistics of the training cells for the stain-norm configs, written by
+#   python tools/analysis/cnmc_stain_reference.py data/C-NMC_Leukemia
+stain_reference = data_root + 'stain_reference.json'
 img_size = 224
 patient_split_ratio = 0.8
 patient_split_seed = 0
@@ -28,9 +32,9 @@ meta_keys = ('sample_idx', 'img_path', 'ori_shape', 'img_shape', 'patient_id', '
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    # rotate the whole 450x450 frame first (the cell sits in its middle on black, so no part
-    # of it leaves the frame), then crop tightly around the rotated cell
-    dict(type='RandomRotate', angle=180, prob=0.5),
+    # rotate the whole 450x450 frame on a canvas grown to hold all of it (expand: no part of
+    # a cell leaves the frame, however long or off-centre), then crop tightly around it
+    dict(type='RandomRotate', angle=180, prob=0.5, expand=True),
     dict(type='CropToCell', margin=2),
     # dict(type='CLAHE', clip_limit=2.0),  # optional contrast enhancement of the luminance
     dict(type='Resize', scale=(img_size, img_size)),
@@ -55,6 +59,7 @@ train_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         check_images=True,
+        check_cells=True,
         max_image_size=max_image_size,
         data_root=data_root,
         split='train',
@@ -70,6 +75,7 @@ val_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         check_images=True,
+        check_cells=True,
         max_image_size=max_image_size,
         data_root=data_root,
         split='train',
@@ -86,6 +92,7 @@ test_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         check_images=True,
+        check_cells=True,
         max_image_size=max_image_size,
         data_root=data_root,
         split='prelim_test',

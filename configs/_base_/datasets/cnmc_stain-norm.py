@@ -2,19 +2,16 @@
 # backbone comparison study normalises stain colours and splits patient-wise).
 _base_ = './cnmc.py'
 
-# Reinhard reference: CIELAB mean / std of the cell pixels of the C-NMC training cell
-# UID_1_3_1_all.bmp (mmbloodcell.datasets.transforms.cell.reinhard_stats). To use another
-# reference cell: dict(type='StainNormalize', method='reinhard', reference='path/to/cell.bmp')
-stain_norm = dict(
-    type='StainNormalize',
-    method='reinhard',
-    ref_mean=[19.406, 26.734, -22.947],
-    ref_std=[8.175, 4.339, 6.854])
+# Reinhard reference: the CIELAB mean / std of the median training cell, read from the file
+# that `python tools/analysis/cnmc_stain_reference.py data/C-NMC_Leukemia` writes
+# (<data_root>/stain_reference.json). Another reference: a cell image or statistics, e.g.
+# dict(type='StainNormalize', method='reinhard', reference='path/to/cell.bmp').
+stain_norm = dict(type='StainNormalize', method='reinhard', reference={{_base_.stain_reference}})
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     stain_norm,
-    dict(type='RandomRotate', angle=180, prob=0.5),
+    dict(type='RandomRotate', angle=180, prob=0.5, expand=True),
     dict(type='CropToCell', margin=2),
     dict(type='Resize', scale=({{_base_.img_size}}, {{_base_.img_size}})),
     dict(type='RandomFlip', prob=[0.25, 0.25], direction=['horizontal', 'vertical']),

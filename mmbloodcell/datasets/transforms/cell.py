@@ -15,6 +15,7 @@ Pixel-only transforms (:class:`EnsureRGB8`, :class:`CLAHE`, :class:`StainNormali
 registered for mmpretrain and mmdet; the geometric ones (:class:`CropToCell`,
 :class:`RandomRotate`) only for mmpretrain, because they do not move boxes.
 """
+import os.path as osp
 from typing import Optional, Sequence, Tuple, Union
 
 import cv2
@@ -55,8 +56,102 @@ def foreground_mask(img: np.ndarray, threshold: float = 0) -> np.ndarray:
     if img.ndim == 2:
         return img > threshold
     if img.ndim == 3:
-        return img.max(axis=2) > threshold
+        # channel by channel: numpy's max over a short last axis is ~15x slower
+        top = img[..., 0]
+        for c in range(1, img.shape[2]):
+            top = np.maximum(top, img[..., c])
+        return top > threshold
     raise ValueError(f'expected an HxW or HxWxC image, got shape {img.shape}')
+
+
+def border_background(img: np.ndarray, threshold: float = 0, width: int = 2) -> float:
+    """Fraction of the frame's outer ``width``-pixel ring that is background (largest channel
+    ``<= threshold``). C-NMC cells sit in the middle of a black frame: about 1.0.
+
+    Args:
+        img (np.ndarray): ``HxW`` or ``HxWxC`` image.
+        threshold (float): See :func:`foreground_mask`.
+        width (int): Ring width in pixels. Defaults to 2.
+
+    Returns:
+        float: In [0, 1]; 1.0 for an image too small to have a ring.
+    """
+    return _ring_background(foreground_mask(img, threshold), width)
+
+
+def _ring_background(fg: np.ndarray, width: int = 2) -> float:
+    h, w = fg.shape[:2]
+    k = min(int(width), h // 2, w // 2)
+    if k < 1:
+        return 1.0
+    ring = np.ones((h, w), bool)
+    ring[k:h - k, k:w - k] = False
+    return float(1.0 - fg[ring].mean())
+
+
+#: :class:`CropToCell` and :func:`cell_image_warnings` take an image whose frame border is less
+#: black than this (fraction of the ring of :func:`border_background`) for "not a cell on black".
+MIN_BORDER_BACKGROUND = 0.5
+
+
+def cell_image_warnings(img: np.ndarray,
+                        path: Optional[str] = None,
+                        threshold: float = 0) -> list:
+    """What makes an image unlike C-NMC's cells (one stained cell on exactly black), which
+    changes a C-NMC classifier's answer without any error.
+
+    Checked: a background that is not black (white or grey frame, e.g. a BMP saved on white or
+    a PNG whose transparent pixels are white: :class:`CropToCell` then finds no cell), an
+    image without any cell pixel, a grayscale image (B = G = R everywhere) and, from the file,
+    a lossy JPEG (compression noise around the cell shifts the crop and the colours).
+
+    Args:
+        img (np.ndarray): The decoded ``HxW`` / ``HxWx3`` image (BGR).
+        path (str, optional): Its file, for the format checks (JPEG, transparency).
+        threshold (float): Background threshold of :func:`foreground_mask`. Defaults to 0.
+
+    Returns:
+        list[str]: One sentence per finding, each with the fix; empty for a C-NMC-like cell.
+    """
+    found = []
+    fmt, has_alpha = _file_format(path) if path else (None, False)
+    fg = foreground_mask(img, threshold)
+    if not fg.any():
+        found.append('no cell: every pixel is black; check the file')
+        return found
+    frac = _ring_background(fg)
+    if frac < MIN_BORDER_BACKGROUND:
+        ring = np.concatenate([img[:2].reshape(-1, img.shape[-1] if img.ndim == 3 else 1),
+                               img[-2:].reshape(-1, img.shape[-1] if img.ndim == 3 else 1)])
+        colour = np.median(ring, axis=0)[::-1].astype(int).tolist()  # RGB
+        fix = ('segment the cell onto a black background (C-NMC cells are on exactly 0)')
+        if has_alpha:
+            fix = ("its transparent pixels are read as their stored colour: load it with "
+                   "LoadImageFromFile(color_type='unchanged') followed by "
+                   "EnsureRGB8(alpha='black'), or save it on black")
+        found.append(f'background is not black ({100 * (1 - frac):.0f} % of the frame border '
+                     f'is not black, median border colour RGB {colour}), so no cell can be '
+                     f'cropped and the whole frame is classified: {fix}')
+    if img.ndim == 2 or (img.shape[2] >= 3 and np.array_equal(img[..., 0], img[..., 1])
+                         and np.array_equal(img[..., 1], img[..., 2])):
+        found.append('grayscale image (no colour): the classifier learned from stained colour '
+                     'cells, so its answer is unreliable; use the colour original')
+    if fmt == 'JPEG':
+        found.append('lossy JPEG: compression noise around the cell changes the crop and the '
+                     'colours the classifier sees; use the lossless original (BMP or PNG)')
+    return found
+
+
+def _file_format(path: str) -> Tuple[Optional[str], bool]:
+    """``(format, has_alpha)`` of an image file from its header (Pillow opens lazily)."""
+    try:
+        from PIL import Image
+        with Image.open(path) as im:
+            alpha = im.mode in ('RGBA', 'LA', 'PA', 'La', 'RGBa') or \
+                'transparency' in im.info
+            return im.format, alpha
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the image checks
+        return None, False
 
 
 @register_module(CLS_TRANSFORMS, DET_TRANSFORMS)
@@ -137,9 +232,13 @@ class CropToCell(BaseTransform):
     The cell is every pixel whose largest channel exceeds ``threshold``; the box is widened by
     ``margin`` pixels on each side (clipped to the image). With ``square=True`` the crop is
     padded with ``pad_val`` (black) on both sides of its shorter edge, centred, so that a
-    following ``Resize`` to a square keeps the cell's aspect ratio. An image without any
-    foreground pixel is kept whole (and padded to a square) and flagged with
-    ``cell_found=False``.
+    following ``Resize`` to a square keeps the cell's aspect ratio.
+
+    No cell is found - the image is kept whole (padded to a square) and flagged with
+    ``cell_found=False`` - when no pixel is foreground, and when the frame's border is not a
+    black background (less than ``min_border_background`` of its 2-pixel ring is background,
+    :func:`border_background`): a cell on white or grey would otherwise make the whole frame
+    its "cell". :func:`cell_image_warnings` says why, for the user.
 
     Works on any ``HxW`` / ``HxWxC`` image of any dtype.
 
@@ -155,19 +254,27 @@ class CropToCell(BaseTransform):
         margin (int): Pixels added around the box. Defaults to 0.
         square (bool): Pad the crop to a square. Defaults to True.
         pad_val (int | float): Padding value. Defaults to 0 (black).
+        min_border_background (float): Least background fraction of the frame border for a
+            cell on black. Defaults to :data:`MIN_BORDER_BACKGROUND` (0.5); 0 disables the
+            check.
     """
 
     def __init__(self,
                  threshold: float = 0,
                  margin: int = 0,
                  square: bool = True,
-                 pad_val: Union[int, float] = 0) -> None:
+                 pad_val: Union[int, float] = 0,
+                 min_border_background: float = MIN_BORDER_BACKGROUND) -> None:
         if margin < 0:
             raise ValueError(f'CropToCell: margin={margin} must be >= 0')
+        if not 0 <= min_border_background <= 1:
+            raise ValueError(f'CropToCell: min_border_background={min_border_background} must '
+                             f'be in [0, 1]')
         self.threshold = threshold
         self.margin = int(margin)
         self.square = square
         self.pad_val = pad_val
+        self.min_border_background = float(min_border_background)
 
     def transform(self, results: dict) -> dict:
         img = results['img']
@@ -175,7 +282,8 @@ class CropToCell(BaseTransform):
         mask = foreground_mask(img, self.threshold)
         rows = np.flatnonzero(mask.any(axis=1))
         cols = np.flatnonzero(mask.any(axis=0))
-        found = rows.size > 0
+        found = rows.size > 0 and (self.min_border_background <= 0 or _ring_background(
+            mask) >= self.min_border_background)
         if found:
             x1 = max(int(cols[0]) - self.margin, 0)
             y1 = max(int(rows[0]) - self.margin, 0)
@@ -199,7 +307,8 @@ class CropToCell(BaseTransform):
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(threshold={self.threshold}, margin={self.margin}, '
-                f'square={self.square}, pad_val={self.pad_val})')
+                f'square={self.square}, pad_val={self.pad_val}, '
+                f'min_border_background={self.min_border_background})')
 
 
 @register_module(CLS_TRANSFORMS, DET_TRANSFORMS)
@@ -253,13 +362,16 @@ class CLAHE(BaseTransform):
 
 @register_module(CLS_TRANSFORMS)
 class RandomRotate(BaseTransform):
-    """Rotate by a random angle about the image centre, keeping the size, filling with black.
+    """Rotate by a random angle about the image centre, filling with black.
 
-    Corners of the cell may leave the frame when the cell fills the image; crop with a margin
-    or pad first (``CropToCell`` then ``Pad``) when that matters.
+    With ``expand=False`` the size is kept, so whatever reaches into the frame's corners
+    region (a long cell, a cell off centre) can leave the frame. With ``expand=True`` the
+    canvas grows to hold the whole rotated image (``mmcv.imrotate(auto_bound=True)``) and no
+    pixel is lost; a following :class:`CropToCell` crops it tightly again.
 
-    Required keys: ``img``. Modified keys: ``img``. Added keys: ``rotate_angle`` (degrees,
-    positive = clockwise on screen as in :func:`mmcv.imrotate`; 0 when not applied).
+    Required keys: ``img``. Modified keys: ``img``, ``img_shape`` (with ``expand``).
+    Added keys: ``rotate_angle`` (degrees, positive = clockwise on screen as in
+    :func:`mmcv.imrotate`; 0 when not applied).
 
     Args:
         angle (float | tuple[float, float]): The angle is drawn uniformly in
@@ -269,13 +381,15 @@ class RandomRotate(BaseTransform):
         interpolation (str): mmcv interpolation name ('nearest', 'bilinear', 'bicubic',
             'area', 'lanczos'). Defaults to 'bilinear'.
         pad_val (int | float): Fill value. Defaults to 0 (black).
+        expand (bool): Enlarge the canvas to hold the whole rotated image. Defaults to False.
     """
 
     def __init__(self,
                  angle: Union[float, Sequence[float]] = 45,
                  prob: float = 0.5,
                  interpolation: str = 'bilinear',
-                 pad_val: Union[int, float] = 0) -> None:
+                 pad_val: Union[int, float] = 0,
+                 expand: bool = False) -> None:
         if isinstance(angle, (int, float)):
             angle_range = (-abs(float(angle)), abs(float(angle)))
         else:
@@ -288,6 +402,7 @@ class RandomRotate(BaseTransform):
         self.prob = prob
         self.interpolation = interpolation
         self.pad_val = pad_val
+        self.expand = bool(expand)
 
     @cache_randomness
     def _sample_angle(self) -> Optional[float]:
@@ -310,22 +425,24 @@ class RandomRotate(BaseTransform):
             parts = [
                 mmcv.imrotate(img[..., i:i + 4], angle,
                               border_value=(self.pad_val, ) * img[..., i:i + 4].shape[2],
-                              interpolation=self.interpolation)
+                              interpolation=self.interpolation, auto_bound=self.expand)
                 for i in range(0, img.shape[2], 4)
             ]
             out = np.concatenate([p if p.ndim == 3 else p[..., None] for p in parts], axis=2)
         else:
             out = mmcv.imrotate(img, angle, border_value=border,
-                                interpolation=self.interpolation)
+                                interpolation=self.interpolation, auto_bound=self.expand)
             if img.ndim == 3 and out.ndim == 2:
                 out = out[..., None]
-        assert out.shape[:2] == (h, w)
+        assert self.expand or out.shape[:2] == (h, w)
         results['img'] = out
+        results['img_shape'] = out.shape[:2]
         return results
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(angle={self.angle_range}, prob={self.prob}, '
-                f'interpolation={self.interpolation!r}, pad_val={self.pad_val})')
+                f'interpolation={self.interpolation!r}, pad_val={self.pad_val}, '
+                f'expand={self.expand})')
 
 
 def reinhard_stats(img: np.ndarray, threshold: float = 0) -> Tuple[np.ndarray, np.ndarray]:
@@ -398,36 +515,76 @@ def macenko_stains(img: np.ndarray,
     return stains, max_conc
 
 
+def load_stain_reference(path: str, method: str) -> dict:
+    """The reference statistics of ``method`` from a JSON file written by
+    ``tools/analysis/cnmc_stain_reference.py`` (:func:`mmbloodcell.datasets.stats.
+    cnmc_stain_reference`): ``{"reinhard": {"mean": [L, a, b], "std": [L, a, b]},
+    "macenko": {"stains": 3x2, "max_conc": [2]}, ...}``.
+
+    Raises:
+        FileNotFoundError: the file is missing; the message gives the command that writes it.
+        ValueError: the file lacks the method's statistics.
+    """
+    import json
+    if not osp.isfile(path):
+        root = osp.dirname(path) or '.'
+        raise FileNotFoundError(
+            f'StainNormalize: stain reference {path} not found; write it from the training '
+            f'cells with: python tools/analysis/cnmc_stain_reference.py {root} --out {path} '
+            f'(or set the pipeline\'s StainNormalize reference to another file)')
+    with open(path) as f:
+        doc = json.load(f)
+    stats = doc.get(method) if isinstance(doc, dict) else None
+    keys = ('mean', 'std') if method == 'reinhard' else ('stains', 'max_conc')
+    if not isinstance(stats, dict) or any(k not in stats for k in keys):
+        raise ValueError(f'StainNormalize: {path} has no {method} statistics ({method}: '
+                         f'{{{", ".join(keys)}}}); rewrite it with '
+                         f'tools/analysis/cnmc_stain_reference.py')
+    return stats
+
+
 @register_module(CLS_TRANSFORMS, DET_TRANSFORMS)
 class StainNormalize(BaseTransform):
     """Stain colour normalisation towards a reference, ignoring the black background.
 
     - ``method='reinhard'`` (Reinhard et al., "Color transfer between images", IEEE CG&A
       2001): each CIELAB channel of the cell pixels is standardised and given the reference's
-      mean and standard deviation (see :func:`reinhard_stats` for the LAB scale). The
-      reference is an image (``reference``) or the statistics themselves (``ref_mean``,
-      ``ref_std``, each three numbers L, a, b).
-    - ``method='macenko'`` (Macenko et al., ISBI 2009): the image's two stain vectors and
-      concentrations are estimated (:func:`macenko_stains`), the concentrations are rescaled
-      to the reference's 99th percentiles and the image is rebuilt with the reference's stain
-      matrix. The reference is an image or ``ref_stains`` (3x2, RGB OD) with
-      ``ref_max_conc`` (2,).
+      mean and standard deviation, ``lab' = (lab - mean) / std * ref_std + ref_mean`` (see
+      :func:`reinhard_stats` for the LAB scale; L is clipped to [0, 100]).
+    - ``method='macenko'`` (Macenko et al., ISBI 2009): the image's two stain vectors ``S``
+      and concentrations ``C`` are estimated (:func:`macenko_stains`), the concentrations are
+      rescaled to the reference's 99th percentiles and the optical density is rebuilt with the
+      reference's stain matrix, ``OD' = S_ref C (max_ref / max) + R``. ``R = OD - S C`` is the
+      part of the optical density outside the image's stain plane; Macenko's method drops it,
+      which is why an image normalised to itself changed (bluer, about 10 grey levels);
+      ``keep_residual=True`` (default) keeps it, so normalising the reference image to itself
+      is the identity up to rounding.
+
+    The reference is one of: ``reference``, a cell image or the JSON file of
+    ``tools/analysis/cnmc_stain_reference.py`` (statistics of the training cells: the median
+    cell, which is what the package's configs use); or the statistics themselves
+    (``ref_mean`` + ``ref_std``, each three numbers L, a, b; ``ref_stains`` (3x2, RGB OD) +
+    ``ref_max_conc`` (2,)).
 
     Background pixels (largest channel ``<= threshold``) stay black and are left out of every
-    statistic. An image with too few cell pixels to estimate its statistics is returned
-    unchanged with ``stain_normalized=False``.
+    statistic; cell pixels never become black (their largest channel is at least 1 after
+    normalisation), so the cell keeps its outline, dark rim included. An image with too few
+    cell pixels to estimate its statistics is returned unchanged with
+    ``stain_normalized=False``.
 
     Required keys: ``img`` (``HxWx3`` ``uint8`` BGR). Modified keys: ``img``.
     Added keys: ``stain_normalized`` (bool).
 
     Args:
         method (str): 'reinhard' or 'macenko'. Defaults to 'reinhard'.
-        reference (str, optional): Path of the reference image.
+        reference (str, optional): Path of the reference image or statistics JSON.
         ref_mean, ref_std (Sequence[float], optional): Reinhard reference statistics.
         ref_stains (Sequence, optional): Macenko reference stain matrix (3x2).
         ref_max_conc (Sequence[float], optional): Macenko reference concentrations (2,).
         threshold (float): Background threshold. Defaults to 0.
         io (float): Macenko's transmitted light intensity. Defaults to 255.
+        keep_residual (bool): Macenko: keep the optical density outside the stain plane.
+            Defaults to True.
     """
 
     def __init__(self,
@@ -438,7 +595,8 @@ class StainNormalize(BaseTransform):
                  ref_stains: Optional[Sequence[Sequence[float]]] = None,
                  ref_max_conc: Optional[Sequence[float]] = None,
                  threshold: float = 0,
-                 io: float = 255) -> None:
+                 io: float = 255,
+                 keep_residual: bool = True) -> None:
         if method not in ('reinhard', 'macenko'):
             raise ValueError(f"StainNormalize: method={method!r}, expected 'reinhard' or "
                              f"'macenko'")
@@ -446,46 +604,57 @@ class StainNormalize(BaseTransform):
         self.reference = reference
         self.threshold = threshold
         self.io = float(io)
-        ref_img = None
-        if reference is not None:
+        self.keep_residual = bool(keep_residual)
+        ref_img, ref_json = None, None
+        if reference is not None and str(reference).lower().endswith('.json'):
+            ref_json = load_stain_reference(reference, method)
+        elif reference is not None:
             ref_img = mmcv.imread(reference, flag='color')
             if ref_img is None:
                 raise FileNotFoundError(f'StainNormalize: cannot read reference image '
-                                        f'{reference!r}')
+                                        f'{reference!r}; fix the path')
         if method == 'reinhard':
+            if ref_json is not None:
+                ref_mean, ref_std = ref_json['mean'], ref_json['std']
             if ref_img is not None:
                 self.ref_mean, self.ref_std = reinhard_stats(ref_img, threshold)
             elif ref_mean is not None and ref_std is not None:
                 self.ref_mean = np.asarray(ref_mean, dtype=np.float64).reshape(3)
                 self.ref_std = np.asarray(ref_std, dtype=np.float64).reshape(3)
             else:
-                raise ValueError('StainNormalize(reinhard) needs reference=<image path> or '
-                                 'ref_mean and ref_std (L, a, b)')
+                raise ValueError('StainNormalize(reinhard) needs reference=<image or JSON '
+                                 'path> or ref_mean and ref_std (L, a, b)')
         else:
+            if ref_json is not None:
+                ref_stains, ref_max_conc = ref_json['stains'], ref_json['max_conc']
             if ref_img is not None:
                 self.ref_stains, self.ref_max_conc = macenko_stains(ref_img, threshold, self.io)
             elif ref_stains is not None and ref_max_conc is not None:
                 self.ref_stains = np.asarray(ref_stains, dtype=np.float64).reshape(3, 2)
                 self.ref_max_conc = np.asarray(ref_max_conc, dtype=np.float64).reshape(2)
             else:
-                raise ValueError('StainNormalize(macenko) needs reference=<image path> or '
-                                 'ref_stains (3x2) and ref_max_conc (2,)')
+                raise ValueError('StainNormalize(macenko) needs reference=<image or JSON path> '
+                                 'or ref_stains (3x2) and ref_max_conc (2,)')
 
     def _reinhard(self, img: np.ndarray, mask: np.ndarray) -> np.ndarray:
         lab = cv2.cvtColor(img.astype(np.float32) / 255, cv2.COLOR_BGR2LAB)
         pix = lab[mask].astype(np.float64)
         mean, std = pix.mean(axis=0), pix.std(axis=0)
         pix = (pix - mean) / np.maximum(std, 1e-6) * self.ref_std + self.ref_mean
+        pix[:, 0] = np.clip(pix[:, 0], 0, 100)
         lab[mask] = pix.astype(np.float32)
         bgr = cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
         return np.clip(np.rint(bgr * 255), 0, 255).astype(np.uint8)
 
     def _macenko(self, img: np.ndarray, mask: np.ndarray) -> np.ndarray:
         stains, max_conc = macenko_stains(img, self.threshold, self.io)
-        od = _optical_density(img[mask][:, ::-1], self.io)
-        conc = np.linalg.lstsq(stains, od.T, rcond=None)[0]
-        conc *= (self.ref_max_conc / np.maximum(max_conc, 1e-6))[:, None]
-        rgb = self.io * np.exp(-(self.ref_stains @ conc)).T - 1
+        od = _optical_density(img[mask][:, ::-1], self.io).T  # 3 x N
+        conc = np.linalg.lstsq(stains, od, rcond=None)[0]
+        scale = self.ref_max_conc / np.maximum(max_conc, 1e-6)
+        od_out = self.ref_stains @ (conc * scale[:, None])
+        if self.keep_residual:
+            od_out += od - stains @ conc
+        rgb = self.io * np.exp(-od_out).T - 1
         out = img.copy()
         out[mask] = np.clip(np.rint(rgb[:, ::-1]), 0, 255).astype(np.uint8)
         return out
@@ -503,6 +672,9 @@ class StainNormalize(BaseTransform):
             results['stain_normalized'] = False
             return results
         out[~mask] = 0
+        # a cell pixel mapped to black would join the background (and change CropToCell's box)
+        dark = mask & (out.max(axis=2) <= self.threshold)
+        out[dark] = min(int(self.threshold) + 1, 255)
         results['img'] = out
         results['stain_normalized'] = True
         return results

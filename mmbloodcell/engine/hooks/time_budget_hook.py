@@ -29,6 +29,10 @@ class TimeBudgetHook(Hook):
     where ``r = min_lr_ratio`` and ``base_lr`` is each param group's lr from the optimizer
     config. Leave ``param_scheduler`` empty in such a config.
 
+    The log's ``eta`` (``IterTimerHook``'s estimate for all ``max_epochs``) is capped by the
+    budget: the time to the end of the epoch in which the budget runs out, at the average
+    iteration time so far.
+
     Args:
         budget_s (float): Training seconds allowed.
         lr_schedule (str, optional): ``None`` (leave the lr alone) or ``'cosine'``.
@@ -56,6 +60,7 @@ class TimeBudgetHook(Hook):
         self.warmup_iters = int(warmup_iters)
         self.min_lr_ratio = float(min_lr_ratio)
         self._start = None
+        self._start_iter = 0
         self._base_lrs = None
 
     def elapsed(self) -> float:
@@ -77,6 +82,7 @@ class TimeBudgetHook(Hook):
 
     def before_train(self, runner) -> None:
         self._start = time.perf_counter()
+        self._start_iter = runner.iter
         if self.lr_schedule:
             self._base_lrs = [[g.get('initial_lr', g['lr']) for g in opt.param_groups]
                               for opt in self._optimizers(runner)]
@@ -88,6 +94,28 @@ class TimeBudgetHook(Hook):
         for opt, base_lrs in zip(self._optimizers(runner), self._base_lrs):
             for group, base in zip(opt.param_groups, base_lrs):
                 group['lr'] = base * factor
+
+    def budget_eta(self, iters_done: int, iters_left_in_epoch: int, epoch_len: int) -> float:
+        """Seconds to the end of the epoch in which the budget runs out, at the mean iteration
+        time of the ``iters_done`` iterations so far."""
+        elapsed = self.elapsed()
+        per_iter = elapsed / max(iters_done, 1)
+        left = iters_left_in_epoch * per_iter
+        if elapsed + left >= self.budget_s or epoch_len <= 0:
+            return left
+        epoch_s = max(epoch_len * per_iter, 1e-9)
+        return left + math.ceil((self.budget_s - elapsed - left) / epoch_s) * epoch_s
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        # runs after IterTimerHook (same priority, registered earlier) wrote its eta, and
+        # before LoggerHook (BELOW_NORMAL) prints it
+        eta = runner.message_hub.get_info('eta')
+        if eta is None or self._start is None:
+            return
+        epoch_len = len(runner.train_dataloader)
+        capped = self.budget_eta(runner.iter + 1 - self._start_iter, epoch_len - batch_idx - 1,
+                                 epoch_len)
+        runner.message_hub.update_info('eta', min(float(eta), capped))
 
     def after_train_epoch(self, runner) -> None:
         elapsed = self.elapsed()

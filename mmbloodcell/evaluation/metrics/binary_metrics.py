@@ -212,8 +212,10 @@ class BinaryClassificationMetric(BaseMetric):
     The full result - the metrics, the confusion matrix, the counts and every patient's votes -
     is also written as JSON to ``out_file``, or by default to
     ``<log dir of the running Runner>/<prefix>_metrics.json`` (the ``<work_dir>/<timestamp>/``
-    folder of the log file; overwritten at every evaluation, with the epoch / iteration
-    recorded in it). NaN is written as ``null``.
+    folder of the log file; overwritten at every evaluation). It records the ``stage``
+    (``'val'`` during training, ``'test'``) and, during training, the ``epoch`` and ``iter``
+    numbered as the log (``Epoch(val) [12]``) and the checkpoint (``epoch_12.pth``) are. NaN
+    is written as ``null``.
 
     Args:
         threshold (float, optional): Decide ``prob > threshold`` here instead of using the
@@ -331,10 +333,18 @@ class BinaryClassificationMetric(BaseMetric):
             return None if isinstance(v, float) and math.isnan(v) else v
 
         hub = MessageHub.get_current_instance()
+        stage = hub.get_info('loop_stage')
+        epoch, it = hub.get_info('epoch'), hub.get_info('iter')
+        if stage == 'val':
+            # the hub holds the 0-based epoch / iteration that was trained; the log line
+            # "Epoch(val) [N]" and the checkpoint epoch_N.pth count the ones done
+            epoch = None if epoch is None else int(epoch) + 1
+            it = None if it is None else int(it) + 1
         doc = dict(
             prefix=self.prefix,
-            epoch=hub.get_info('epoch'),
-            iter=hub.get_info('iter'),
+            stage=stage,
+            epoch=epoch,
+            iter=it,
             num_samples=int(gt.size),
             num_per_class=dict(hem=int((gt == 0).sum()), all=int((gt == 1).sum())),
             threshold=self.threshold,

@@ -1,13 +1,13 @@
 """Command-line flags of tools/train.py and tools/test.py: --data-root, the test work dir and
 --out, --amp without a GPU, and the error for pretrained weights that cannot be downloaded."""
 import argparse
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.config import Config
 
+from script_loader import load_script
 from mmbloodcell.apis.runner import (UsageError, merge_test_args, merge_train_args,
                                      offline_message, remote_weights, set_data_root)
 
@@ -19,11 +19,7 @@ FCOS = osp.join(CFG, 'fcos', 'fcos_r18_fpn_gn_320_12e_bccd_cpu-demo.py')
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(f'runner_{name}_tool',
-                                                  osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/{name}.py')
 
 
 def _train_args(config, *argv):

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 
 from cnmc_release import make_release
+from script_loader import load_script
 from mmbloodcell.datasets import CNMCDataset
 from mmbloodcell.datasets.cnmc import split_patients
 from mmbloodcell.datasets.duplicates import (PAIR_FIELDS, duplicate_groups, find_duplicates,
                                              read_duplicate_pairs)
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
@@ -58,11 +57,7 @@ def test_duplicate_groups_are_connected_components():
 
 
 def test_tool_writes_pairs_per_split_and_a_contact_sheet(release, tmp_path):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'cnmc_duplicates_tool', osp.join(REPO, 'tools', 'analysis', 'cnmc_duplicates.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script('tools/analysis/cnmc_duplicates.py')
     out = str(tmp_path / 'out')
     rows, summary = tool.main([release['root'], '--out-dir', out])
     assert summary['pairs'] == 3 and summary['cross_patient'] == 3
@@ -111,11 +106,7 @@ def test_group_duplicates_keeps_a_duplicate_on_one_side(release, tmp_path):
     for side in grouped.values():
         assert any(p.startswith('H') for p in side) and any(not p.startswith('H') for p in side)
     # the tool's CSV gives the same split without decoding at start-up
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'cnmc_duplicates_tool2', osp.join(REPO, 'tools', 'analysis', 'cnmc_duplicates.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script('tools/analysis/cnmc_duplicates.py')
     tool.main([root, '--out-dir', str(tmp_path)])
     assert _sides(root, seed, str(tmp_path / 'duplicates.csv')) == grouped
 

@@ -32,15 +32,15 @@ class _Data(Dataset):
         return dict(inputs=torch.tensor([float(i), 1.]), labels=torch.tensor(float(i)))
 
 
-def _train(tmp_path, budget_s):
+def _train(tmp_path, budget_s, model=None, batch_size=4, max_epochs=5, hooks=()):
     runner = Runner(
-        model=_Toy(), work_dir=str(tmp_path),
+        model=model or _Toy(), work_dir=str(tmp_path),
         train_dataloader=dict(dataset=_Data(), sampler=dict(type='DefaultSampler'),
-                              batch_size=4, collate_fn=dict(type='default_collate')),
+                              batch_size=batch_size, collate_fn=dict(type='default_collate')),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.001)),
-        train_cfg=dict(by_epoch=True, max_epochs=5),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=10)),
-        custom_hooks=[dict(type='TimeBudgetHook', budget_s=budget_s)],
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1000)),
+        custom_hooks=[dict(type='TimeBudgetHook', budget_s=budget_s), *hooks],
         experiment_name=f'budget_{budget_s}_{osp.basename(str(tmp_path))}')
     runner.train()
     return runner
@@ -129,16 +129,7 @@ def test_logged_eta_follows_the_budget(tmp_path):
             self.etas.append(runner.message_hub.get_info('eta'))
 
     probe = Probe()
-    runner = Runner(
-        model=_Slow(), work_dir=str(tmp_path),
-        train_dataloader=dict(dataset=_Data(), sampler=dict(type='DefaultSampler'),
-                              batch_size=1, collate_fn=dict(type='default_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.001)),
-        train_cfg=dict(by_epoch=True, max_epochs=200),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1000)),
-        custom_hooks=[dict(type='TimeBudgetHook', budget_s=0.3), probe],
-        experiment_name=f'budget_eta_{osp.basename(str(tmp_path))}')
-    runner.train()
+    runner = _train(tmp_path, 0.3, model=_Slow(), batch_size=1, max_epochs=200, hooks=[probe])
     assert runner.epoch < 200
     # 200 epochs x 8 iterations x >= 10 ms would be an eta of >= 16 s; the budget says < 0.5 s
     assert max(probe.etas[5:]) < 0.5 and min(probe.etas) >= 0

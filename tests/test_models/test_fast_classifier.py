@@ -4,7 +4,6 @@ through tools/train.py on CPU. The CUDA-graph step itself is checked against the
 by the ``gpu`` test (``pytest -m gpu``) and by ``benchmarks/cnmc_throughput.py --equivalence``."""
 import copy
 import glob
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -14,6 +13,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
+from script_loader import load_script
 import mmbloodcell  # noqa: F401
 from mmbloodcell.datasets.synthetic import make_synthetic_cnmc
 from mmbloodcell.models.classifiers import FastImageClassifier
@@ -157,11 +157,7 @@ def test_option_and_step_checks():
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(f'fast_{name}_tool',
-                                                  osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/{name}.py')
 
 
 def test_fast_config_trains_through_tools_train_on_cpu(tmp_path):

@@ -5,7 +5,6 @@ the matrix implied by the dumped predictions), and their ensemble runs through
 ``tools/test.py`` too (its probabilities are the mean of the members'). The six real C-NMC
 cells go through the real 224x224 test pipeline and the trained models as a real-data check."""
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -19,6 +18,7 @@ from mmengine.fileio import load
 from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import load_checkpoint
 
+from script_loader import load_script
 import mmbloodcell  # noqa: F401
 from mmbloodcell.apis.runner import set_data_root
 from mmbloodcell.datasets import CNMCDataset
@@ -36,11 +36,7 @@ RATE_KEYS = ('f1', 'f1_hem', 'weighted_f1', 'precision', 'recall', 'specificity'
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(f'cnmc_{name}_tool',
-                                                  osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/{name}.py')
 
 
 def _shrink(cfg, data_root, name):

@@ -203,7 +203,7 @@ def cnmc_duplicates(data_root: str,
         then by distance) and a summary: number of pairs per ``"<split>-<split>"`` and
         ``cross_patient``, ``cross_split``, ``num_images``.
     """
-    from .cnmc import CNMCDataError, CNMCDataset
+    from .cnmc import CNMC_CLASSES, CNMCDataError, CNMCDataset
     split_cfg = {**dict(ratio=0.8, seed=0), **(patient_split or {})}
     split_cfg.pop('subset', None)
     samples: List[dict] = []
@@ -223,7 +223,7 @@ def cnmc_duplicates(data_root: str,
             label = info.get('gt_label')
             samples.append(dict(img_path=info['img_path'], split=name,
                                 patient_id=info.get('patient_id'),
-                                **{'class': None if label is None else ('hem', 'all')[label]}))
+                                **{'class': None if label is None else CNMC_CLASSES[label]}))
     pairs = find_duplicates([s['img_path'] for s in samples], max_distance=max_distance)
     rows = pair_records(pairs, samples)
 

@@ -1,8 +1,21 @@
-"""Counting the operators a piece of PyTorch code dispatches (a device-independent measure of
-launch overhead: on a GPU each aten call is at least one kernel launch)."""
-from typing import Callable
+"""Helpers of the timings: waiting for a GPU's queued work, and counting the operators a piece
+of PyTorch code dispatches (a device-independent measure of launch overhead: on a GPU each aten
+call is at least one kernel launch)."""
+from typing import Callable, Union
 
+import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+
+
+def synchronize(where: Union[str, torch.device, torch.nn.Module, None] = None) -> None:
+    """Wait for the CUDA work queued on a device (a name like ``'cuda:0'``, a
+    ``torch.device``, or the device of a module's first parameter); nothing on a CPU."""
+    if isinstance(where, torch.nn.Module):
+        param = next(where.parameters(), None)
+        where = None if param is None else param.device
+    device = torch.device(where) if where is not None else None
+    if device is not None and device.type == 'cuda' and torch.cuda.is_available():
+        torch.cuda.synchronize(device)
 
 
 class _Counter(TorchDispatchMode):

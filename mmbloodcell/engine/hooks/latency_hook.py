@@ -2,20 +2,10 @@
 import time
 from typing import Optional
 
-import torch
 from mmengine.hooks import Hook
 
 from mmbloodcell.registry import HOOKS
-
-
-def _sync(model) -> None:
-    if torch.cuda.is_available():
-        try:
-            device = next(model.parameters()).device
-        except StopIteration:
-            return
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
+from mmbloodcell.utils.profiling import synchronize
 
 
 @HOOKS.register_module()
@@ -52,11 +42,11 @@ class LatencyHook(Hook):
         self._seconds = 0.0
 
     def _start_clock(self, runner) -> None:
-        _sync(runner.model)
+        synchronize(runner.model)
         self._start = time.perf_counter()
 
     def _stop_clock(self, runner, data_batch) -> None:
-        _sync(runner.model)
+        synchronize(runner.model)
         elapsed = time.perf_counter() - self._start
         self._seen_iters += 1
         if self._seen_iters <= self.warmup:

@@ -17,21 +17,7 @@ from mmengine.dist import get_dist_info, sync_random_seed
 from torch.utils.data import Sampler
 
 from mmbloodcell.registry import CLS_DATA_SAMPLERS
-
-
-def dataset_labels(dataset: Sized) -> np.ndarray:
-    """One integer label per sample, from ``get_gt_labels``, ``get_cat_ids`` or the infos."""
-    if hasattr(dataset, 'get_gt_labels'):
-        labels = np.asarray(dataset.get_gt_labels())
-    elif hasattr(dataset, 'get_cat_ids'):
-        labels = np.asarray([dataset.get_cat_ids(i)[0] for i in range(len(dataset))])
-    else:
-        labels = np.asarray(
-            [dataset.get_data_info(i)['gt_label'] for i in range(len(dataset))])
-    if labels.ndim != 1 or len(labels) != len(dataset):
-        raise ValueError(f'ClassBalancedOverSampler needs one single label per sample, got '
-                         f'labels of shape {labels.shape} for {len(dataset)} samples')
-    return labels.astype(np.int64)
+from .labels import dataset_labels
 
 
 @CLS_DATA_SAMPLERS.register_module()
@@ -76,7 +62,7 @@ class ClassBalancedOverSampler(Sampler):
         self.round_up = round_up
         self.epoch = 0
 
-        labels = dataset_labels(dataset)
+        labels = dataset_labels(dataset, 'ClassBalancedOverSampler')
         self.class_indices = {
             int(c): np.flatnonzero(labels == c)
             for c in np.unique(labels)

@@ -1,1 +1,1 @@
-from . import backbones, classifiers, detectors, heads, layers, losses, task_modules  # noqa: F401
+from . import backbones, classifiers, heads, layers, losses, task_modules  # noqa: F401

@@ -14,8 +14,8 @@ from mmpretrain.datasets import BaseDataset as ClsBaseDataset
 import mmbloodcell.engine  # noqa: F401  (registers the hook)
 import mmbloodcell.models  # noqa: F401  (registers the head and the losses)
 from mmbloodcell.engine.hooks import ClassWeightHook
-from mmbloodcell.engine.hooks.class_weight_hook import (class_weights_from_counts,
-                                                        collect_labels)
+from mmbloodcell.datasets.labels import dataset_labels
+from mmbloodcell.engine.hooks.class_weight_hook import class_weights_from_counts
 from mmbloodcell.registry import HOOKS
 
 CLASSES = ('hem', 'all')
@@ -61,18 +61,18 @@ def test_weights_formula():
 def test_collect_labels_plain_and_wrapped():
     labels = [0, 0, 0, 1, 0, 1]
     ds = InMemoryCells(labels)
-    np.testing.assert_array_equal(collect_labels(ds), labels)
-    np.testing.assert_array_equal(collect_labels(PlainInfos(labels)), labels)
+    np.testing.assert_array_equal(dataset_labels(ds), labels)
+    np.testing.assert_array_equal(dataset_labels(PlainInfos(labels)), labels)
     np.testing.assert_array_equal(
-        collect_labels(RepeatDataset(InMemoryCells(labels), times=3)), labels * 3)
+        dataset_labels(RepeatDataset(InMemoryCells(labels), times=3)), labels * 3)
     np.testing.assert_array_equal(
-        collect_labels(ConcatDataset([InMemoryCells(labels), InMemoryCells([1, 1])])),
+        dataset_labels(ConcatDataset([InMemoryCells(labels), InMemoryCells([1, 1])])),
         labels + [1, 1])
     np.testing.assert_array_equal(
-        collect_labels(torch.utils.data.Subset(InMemoryCells(labels), [1, 3, 5])), [0, 1, 1])
+        dataset_labels(torch.utils.data.Subset(InMemoryCells(labels), [1, 3, 5])), [0, 1, 1])
     # ClassBalancedDataset over-samples the rare class: the counts follow its repeat indices
     balanced = ClassBalancedDataset(InMemoryCells([0] * 8 + [1] * 2), oversample_thr=0.5)
-    got = collect_labels(balanced)
+    got = dataset_labels(balanced)
     assert len(got) == len(balanced) > 10
     want = [balanced.dataset.get_data_info(i)['gt_label'] for i in balanced.repeat_indices]
     np.testing.assert_array_equal(got, want)
@@ -82,7 +82,7 @@ def test_collect_labels_plain_and_wrapped():
         RepeatDataset(InMemoryCells([0, 1]), times=2),
         torch.utils.data.Subset(ClassBalancedDataset(InMemoryCells([0, 0, 0, 1]), 0.5), [0, 3])
     ])
-    np.testing.assert_array_equal(collect_labels(nested), [0, 1, 0, 1, 0, 1])
+    np.testing.assert_array_equal(dataset_labels(nested), [0, 1, 0, 1, 0, 1])
 
 
 def test_collect_labels_rejects_multilabel_and_unknown():
@@ -92,9 +92,9 @@ def test_collect_labels_rejects_multilabel_and_unknown():
             return [dict(gt_label=[0, 1]), dict(gt_label=[1])]
 
     with pytest.raises(ValueError, match='one integer class index per sample'):
-        collect_labels(MultiLabel([0, 1]))
+        dataset_labels(MultiLabel([0, 1]))
     with pytest.raises(TypeError, match='cannot read the labels of TensorDataset'):
-        collect_labels(torch.utils.data.TensorDataset(torch.zeros(3)))
+        dataset_labels(torch.utils.data.TensorDataset(torch.zeros(3)))
 
 
 def _runner(tmp_path, labels, loss, num_classes=None, name='run'):

@@ -1,4 +1,4 @@
-"""Tests of the binary imbalance losses (FHL, hinge, weighted / balanced BCE, binary focal)."""
+"""Tests of the binary imbalance losses (FHL, hinge, weighted BCE, binary focal)."""
 import math
 
 import pytest
@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from mmdet.models.losses.utils import weight_reduce_loss
 
 import mmbloodcell.models  # noqa: F401  (registers the losses)
-from mmbloodcell.models.losses import (BalancedBCELoss, BinaryFocalLoss, FocalHingeLoss,
+from mmbloodcell.models.losses import (BinaryFocalLoss, FocalHingeLoss,
                                        HingeLoss, WeightedBCELoss)
 from mmbloodcell.registry import CLS_MODELS, DET_MODELS
 
@@ -112,14 +112,6 @@ def test_weighted_bce_matches_formula(w):
             got, F.binary_cross_entropy_with_logits(z, y.double(), reduction='none'))
 
 
-@pytest.mark.parametrize('beta', [0.1, 0.5, 0.73])
-def test_balanced_bce_matches_formula(beta):
-    z, y = _inputs()
-    got = BalancedBCELoss(beta=beta, reduction='none')(z, y)
-    want = [ref_wbce(a, b, 1 - beta, beta) for a, b in zip(Z, Y)]
-    assert got.tolist() == pytest.approx(want, rel=1e-10)
-
-
 @pytest.mark.parametrize('gamma,alpha', [(2.0, 0.25), (0.5, 0.6), (1.0, None), (3.0, 0.9)])
 def test_binary_focal_matches_formula(gamma, alpha):
     z, y = _inputs()
@@ -139,22 +131,16 @@ def test_focal_hinge_gamma_one_is_hinge(score):
 
 
 @pytest.mark.parametrize('alpha', [0.25, 0.5, 0.8])
-def test_binary_focal_gamma_zero_is_balanced_bce(alpha):
+def test_binary_focal_gamma_zero_is_class_balanced_bce(alpha):
     z = torch.randn(50, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 3
     y = torch.randint(0, 2, (50, ), generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(
-        BinaryFocalLoss(gamma=0.0, alpha=alpha, reduction='none')(z, y),
-        BalancedBCELoss(beta=alpha, reduction='none')(z, y))
+    want = [ref_wbce(a, b, 1 - alpha, alpha) for a, b in zip(z.tolist(), y.tolist())]
+    got = BinaryFocalLoss(gamma=0.0, alpha=alpha, reduction='none')(z, y)
+    assert got.tolist() == pytest.approx(want, rel=1e-10)
     # and without alpha the plain BCE
     torch.testing.assert_close(
         BinaryFocalLoss(gamma=0.0, alpha=None)(z, y),
         F.binary_cross_entropy_with_logits(z, y.double()))
-
-
-def test_balanced_bce_is_scaled_weighted_bce():
-    z, y = _inputs()
-    torch.testing.assert_close(
-        BalancedBCELoss(beta=0.7)(z, y), WeightedBCELoss(class_weight=[0.3, 0.7])(z, y))
 
 
 # ------------------------------------------------------------------------- gradients
@@ -169,7 +155,6 @@ ALL_LOSSES = {
     'hinge-logit': lambda: HingeLoss(score='logit'),
     'wbce': lambda: WeightedBCELoss(class_weight=[0.6, 2.2]),
     'bce': lambda: WeightedBCELoss(),
-    'balanced': lambda: BalancedBCELoss(beta=0.3),
     'focal': lambda: BinaryFocalLoss(gamma=2.0, alpha=0.25),
     'focal-0.5': lambda: BinaryFocalLoss(gamma=0.5, alpha=None),
 }
@@ -321,9 +306,6 @@ def test_half_precision_inputs(name, dtype):
     (FocalHingeLoss, dict(gamma=float('nan')), r'gamma must be a finite real number'),
     (FocalHingeLoss, dict(score='sigmoid'), r"score must be one of \('prob', 'tanh', 'logit'\)"),
     (HingeLoss, dict(score='z'), r'score must be one of'),
-    (BalancedBCELoss, dict(beta=0.0), r'beta must be > 0'),
-    (BalancedBCELoss, dict(beta=1.0), r'beta must be < 1'),
-    (BalancedBCELoss, dict(beta=1.3), r'beta must be < 1'),
     (BinaryFocalLoss, dict(alpha=1.0), r'alpha must be < 1'),
     (BinaryFocalLoss, dict(gamma=-0.1), r'gamma must be >= 0'),
     (WeightedBCELoss, dict(class_weight=[1.0]), r'class_weight must be two numbers'),
@@ -394,7 +376,6 @@ def test_auto_class_weight_needs_hook():
     (dict(type='FocalHingeLoss', gamma=2.0, score='tanh'), FocalHingeLoss),
     (dict(type='HingeLoss', score='logit'), HingeLoss),
     (dict(type='WeightedBCELoss', class_weight='auto'), WeightedBCELoss),
-    (dict(type='BalancedBCELoss', beta=0.3), BalancedBCELoss),
     (dict(type='BinaryFocalLoss', gamma=2.0, alpha=0.25, use_sigmoid=True), BinaryFocalLoss),
 ])
 def test_built_from_both_registries(registry, cfg, cls):

@@ -63,3 +63,28 @@ def test_focal_ssd_losses_in_float32_under_autocast():
     for key in losses:  # the same losses as from the same (half) outputs in float32
         for a, b in zip(losses[key], ref[key]):
             torch.testing.assert_close(a, b)
+
+
+def test_stock_losses_are_mmdets_and_the_head_predicts():
+    """Without loss_cls the head trains with mmdet's SSDHead losses (same numbers) and, unlike
+    mmdet 3.3.0's SSDHead, predicts."""
+    stock_cfg = Config.fromfile(osp.join(osp.dirname(CONFIG), 'ssd300_50e_bccd.py')).model
+    cfg = dict(stock_cfg.bbox_head, train_cfg=stock_cfg.train_cfg, test_cfg=stock_cfg.test_cfg)
+    torch.manual_seed(0)
+    ours = MODELS.build(cfg)
+    theirs = MODELS.build(dict(cfg, type='SSDHead'))
+    theirs.load_state_dict(ours.state_dict())
+    sizes = [38, 19, 10, 5, 3, 1]
+    feats = [torch.randn(2, c, s, s) for c, s in zip(cfg['in_channels'], sizes)]
+    batch = _batch()
+    args = ([s.gt_instances for s in batch], [s.metainfo for s in batch])
+    a = ours.loss_by_feat(*ours(feats), *args)
+    b = theirs.loss_by_feat(*theirs(feats), *args)
+    assert set(a) == set(b) == {'loss_cls', 'loss_bbox'}
+    for key in a:
+        for x, y in zip(a[key], b[key]):
+            torch.testing.assert_close(x, y)
+    ours.eval()
+    with torch.no_grad():
+        results = ours.predict_by_feat(*ours(feats), batch_img_metas=args[1], rescale=False)
+    assert len(results) == 2 and results[0].bboxes.shape[1] == 4

@@ -6,73 +6,10 @@ import numpy as np
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
+from mmbloodcell.datasets.labels import dataset_labels
 from mmbloodcell.registry import HOOKS, register_module
 
-__all__ = ['ClassWeightHook', 'collect_labels', 'class_weights_from_counts']
-
-
-def _as_label(value, where: str) -> int:
-    label = np.asarray(value).reshape(-1)
-    if label.size != 1 or not np.issubdtype(label.dtype, np.number):
-        raise ValueError(f'ClassWeightHook: {where} has gt_label {value!r}; class weights need '
-                         f'one integer class index per sample (single-label classification)')
-    if float(label[0]) != int(label[0]) or int(label[0]) < 0:
-        raise ValueError(f'ClassWeightHook: {where} has gt_label {value!r}, not a '
-                         f'non-negative class index')
-    return int(label[0])
-
-
-def collect_labels(dataset) -> np.ndarray:
-    """The class index of every sample the training loop will see, without loading images.
-
-    Handles the dataset wrappers by reaching the labels of the datasets they wrap:
-    ``ConcatDataset`` (mmengine's or torch's: the concatenation of its datasets' labels),
-    ``RepeatDataset`` (``times`` copies), ``ClassBalancedDataset`` (the labels at its
-    ``repeat_indices``, i.e. after its over-sampling) and torch's ``Subset``. A plain dataset
-    is read through ``get_gt_labels()`` (mmpretrain datasets) or else ``get_data_info(i)
-    ['gt_label']`` / ``data_list[i]['gt_label']`` (any mmengine ``BaseDataset``).
-
-    Args:
-        dataset: The training dataset (``runner.train_dataloader.dataset``).
-
-    Returns:
-        np.ndarray: int64 labels, shape (num_samples,).
-    """
-    name = type(dataset).__name__
-    if hasattr(dataset, 'full_init'):
-        dataset.full_init()  # lazy_init datasets and wrappers build their indices here
-    if name == 'ClassBalancedDataset' and hasattr(dataset, 'repeat_indices'):
-        labels = collect_labels(dataset.dataset)
-        return labels[np.asarray(dataset.repeat_indices, dtype=np.int64)]
-    if name == 'RepeatDataset' and hasattr(dataset, 'times'):
-        return np.tile(collect_labels(dataset.dataset), int(dataset.times))
-    if name == 'Subset' and hasattr(dataset, 'indices'):
-        labels = collect_labels(dataset.dataset)
-        return labels[np.asarray(dataset.indices, dtype=np.int64)]
-    if hasattr(dataset, 'datasets') and isinstance(dataset.datasets, Sequence):
-        parts = [collect_labels(d) for d in dataset.datasets]
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-    if hasattr(dataset, 'get_gt_labels'):
-        values = dataset.get_gt_labels()
-        return np.asarray([_as_label(v, f'{name} sample {i}') for i, v in enumerate(values)],
-                          dtype=np.int64)
-    if hasattr(dataset, 'get_data_info'):
-        infos = (dataset.get_data_info(i) for i in range(len(dataset)))
-    elif hasattr(dataset, 'data_list'):
-        infos = iter(dataset.data_list)
-    else:
-        raise TypeError(f'ClassWeightHook cannot read the labels of {name}: it needs an '
-                        f'mmpretrain dataset (get_gt_labels), an mmengine BaseDataset whose '
-                        f"data infos have 'gt_label', or one of the wrappers ConcatDataset, "
-                        f'RepeatDataset, ClassBalancedDataset, Subset around them')
-    labels = []
-    for i, info in enumerate(infos):
-        if 'gt_label' not in info:
-            raise KeyError(f"ClassWeightHook: sample {i} of {name} has no 'gt_label' in its "
-                           f'data info (keys: {sorted(info)}); class weights need one class '
-                           f'index per sample')
-        labels.append(_as_label(info['gt_label'], f'{name} sample {i}'))
-    return np.asarray(labels, dtype=np.int64)
+__all__ = ['ClassWeightHook', 'class_weights_from_counts']
 
 
 def class_weights_from_counts(counts: Sequence[int],
@@ -109,8 +46,8 @@ class ClassWeightHook(Hook):
     """Count the training labels and set ``W_i = N / (c * n_i)`` on ``'auto'`` losses.
 
     Before training, the labels of ``runner.train_dataloader.dataset`` are counted (through
-    dataset wrappers, see :func:`collect_labels`; the counts are those of the samples one
-    epoch visits, so an over-sampling ``ClassBalancedDataset`` is accounted for, whereas a
+    dataset wrappers, see :func:`~mmbloodcell.datasets.labels.dataset_labels`; the counts are
+    those of the samples one epoch visits, so an over-sampling ``ClassBalancedDataset`` is accounted for, whereas a
     weighted sampler is not), the weights ``W_i = N / (c * n_i)`` are computed, and every
     module of the model that asks for them -- ``class_weight == 'auto'`` and a
     ``set_class_weight(weights)`` method, e.g. ``WeightedBCELoss(class_weight='auto')`` --
@@ -138,7 +75,7 @@ class ClassWeightHook(Hook):
 
     def before_train(self, runner) -> None:
         dataset = runner.train_dataloader.dataset
-        labels = collect_labels(dataset)
+        labels = dataset_labels(dataset, 'ClassWeightHook')
         if labels.size == 0:
             raise ValueError(f'ClassWeightHook: the training dataset {type(dataset).__name__} '
                              f'is empty')

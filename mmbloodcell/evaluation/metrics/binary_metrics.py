@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MessageHub, MMLogger
+from mmpretrain.evaluation import ConfusionMatrix
 
 from mmbloodcell.registry import CLS_METRICS, register_module
 
@@ -20,7 +21,8 @@ __all__ = ['BinaryClassificationMetric', 'binary_confusion_matrix', 'binary_scor
 
 
 def binary_confusion_matrix(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """The 2x2 confusion matrix, rows = ground truth, columns = prediction.
+    """The 2x2 confusion matrix, rows = ground truth, columns = prediction (mmpretrain's
+    :meth:`ConfusionMatrix.calculate`, after checking the labels).
 
     ``cm[i, j]`` = number of samples of label ``i`` predicted as ``j``, i.e.
     ``[[TN, FP], [FN, TP]]`` with class 1 positive.
@@ -40,7 +42,8 @@ def binary_confusion_matrix(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
         if arr.size and (arr.min() < 0 or arr.max() > 1):
             raise ValueError(f'binary_confusion_matrix: {name} labels must be 0 or 1, got '
                              f'values in [{arr.min()}, {arr.max()}]')
-    return np.bincount(2 * gt + pred, minlength=4).reshape(2, 2)
+    return ConfusionMatrix.calculate(torch.from_numpy(pred), torch.from_numpy(gt),
+                                     num_classes=2).numpy().astype(np.int64)
 
 
 def _ratio(num: float, den: float) -> float:
@@ -49,7 +52,9 @@ def _ratio(num: float, den: float) -> float:
 
 
 def binary_scores(cm: np.ndarray) -> Dict[str, float]:
-    """Rates of a 2x2 confusion matrix ``[[TN, FP], [FN, TP]]`` (class 1 positive).
+    """Rates of a 2x2 confusion matrix ``[[TN, FP], [FN, TP]]`` (class 1 positive), in float64
+    (mmpretrain's ``SingleLabelMetric.calculate`` gives precision / recall / F1 per class in
+    float32 percent, and neither specificity nor the weighted F1).
 
     - precision ``P = TP / (TP + FP)``
     - recall (sensitivity) ``R = TP / (TP + FN)``

@@ -3,7 +3,6 @@ from typing import Tuple
 
 import torch
 from mmdet.models.dense_heads import SSDHead
-from mmdet.models.losses import smooth_l1_loss
 from mmdet.utils import OptConfigType
 from torch import Tensor
 
@@ -51,7 +50,7 @@ class ConfigurableSSDHead(SSDHead):
             if loss_bbox is not None or loss_iou is not None:
                 raise ValueError('ConfigurableSSDHead: loss_bbox / loss_iou need loss_cls too '
                                  '(without loss_cls the head trains with stock SSD losses)')
-            # What stock SSD computes (per-anchor softmax CE, reduced by hard negative mining).
+            # what stock SSD computes (per-anchor softmax CE); mmdet's predict reads it
             self.loss_cls = MODELS.build(
                 dict(type='CrossEntropyLoss', use_sigmoid=False, reduction='none'))
             self.loss_bbox = None
@@ -79,9 +78,10 @@ class ConfigurableSSDHead(SSDHead):
         ``label_weights`` (A,) with background label ``num_classes``; ``avg_factor`` is the
         number of positive anchors in the whole batch.
         """
-        if self.stock_losses:
-            return self._stock_loss(cls_score, bbox_pred, anchor, labels, label_weights,
-                                    bbox_targets, bbox_weights, avg_factor)
+        if self.stock_losses:  # mmdet's: CE with hard negative mining + smooth-L1
+            return super().loss_by_feat_single(cls_score, bbox_pred, anchor, labels,
+                                               label_weights, bbox_targets, bbox_weights,
+                                               avg_factor)
         avg_factor = max(float(avg_factor), 1.0)
         # losses in float32 also under AMP: mmcv's CUDA sigmoid focal loss computes in its
         # input's dtype, and in float16 a saturated logit gives p == 1 and log(max(1 - p,
@@ -99,21 +99,6 @@ class ConfigurableSSDHead(SSDHead):
         else:
             loss_iou = bbox_pred.sum() * 0
         return loss_cls, loss_bbox, loss_iou
-
-    def _stock_loss(self, cls_score, bbox_pred, anchor, labels, label_weights, bbox_targets,
-                    bbox_weights, avg_factor):
-        """Stock SSD: CE with hard negative mining + smooth-L1 (mmdet ``SSDHead``)."""
-        loss_cls_all = self.loss_cls(cls_score, labels) * label_weights
-        pos_inds = ((labels >= 0) & (labels < self.num_classes)).nonzero().reshape(-1)
-        neg_inds = (labels == self.num_classes).nonzero().reshape(-1)
-        num_neg = min(self.train_cfg['neg_pos_ratio'] * pos_inds.numel(), neg_inds.numel())
-        topk_neg, _ = loss_cls_all[neg_inds].topk(num_neg)
-        loss_cls = (loss_cls_all[pos_inds].sum() + topk_neg.sum()) / avg_factor
-        if self.reg_decoded_bbox:
-            bbox_pred = self.bbox_coder.decode(anchor, bbox_pred)
-        loss_bbox = smooth_l1_loss(bbox_pred, bbox_targets, bbox_weights,
-                                   beta=self.train_cfg['smoothl1_beta'], avg_factor=avg_factor)
-        return loss_cls[None], loss_bbox
 
     def loss_by_feat(self, cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
                      batch_gt_instances_ignore=None) -> dict:

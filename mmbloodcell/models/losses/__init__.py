@@ -1,3 +1,3 @@
 # Modules register themselves on import; add one import line per module.
-from .binary_losses import (BalancedBCELoss, BinaryFocalLoss, FocalHingeLoss,  # noqa: F401
-                            HingeLoss, WeightedBCELoss)
+from .binary_losses import (BinaryFocalLoss, FocalHingeLoss, HingeLoss,  # noqa: F401
+                            WeightedBCELoss)

@@ -61,7 +61,7 @@ SCORE_MODES = ('prob', 'tanh', 'logit')
 REDUCTIONS = ('none', 'mean', 'sum')
 
 __all__ = [
-    'FocalHingeLoss', 'HingeLoss', 'WeightedBCELoss', 'BalancedBCELoss', 'BinaryFocalLoss',
+    'FocalHingeLoss', 'HingeLoss', 'WeightedBCELoss', 'BinaryFocalLoss',
     'hinge_base', 'SCORE_MODES'
 ]
 
@@ -437,43 +437,13 @@ class WeightedBCELoss(_BinaryLoss):
 
 
 @register_module(DET_MODELS, CLS_MODELS)
-class BalancedBCELoss(_BinaryLoss):
-    """Balanced binary cross entropy:
-    ``-(beta * y * log q + (1 - beta) * (1 - y) * log(1 - q))``, ``q = sigmoid(z)``.
-
-    Positives weigh ``beta``, negatives ``1 - beta`` (e.g. ``beta`` = the fraction of
-    negatives balances the classes). Equals :class:`BinaryFocalLoss` with ``gamma=0`` and
-    ``alpha=beta`` (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017, eq. 3).
-
-    Args:
-        beta (float): Weight of the positive class, strictly in (0, 1). Defaults to 0.5
-            (both classes equal: half the plain BCE).
-        reduction, loss_weight, pos_label, use_sigmoid: See :class:`_BinaryLoss`.
-
-    Shapes:
-        ``pred``: (N,) or (N, 1) logits; ``target``: (N,) or (N, 1) in {0, 1}; output: scalar,
-        or ``pred``'s shape with ``reduction='none'``.
-    """
-
-    def __init__(self, beta: float = 0.5, reduction: str = 'mean', loss_weight: float = 1.0,
-                 pos_label: int = 1, use_sigmoid: bool = True) -> None:
-        super().__init__(reduction, loss_weight, pos_label, use_sigmoid)
-        self.beta = _check_number(type(self).__name__, 'beta', beta, low=0, high=1)
-
-    def elementwise(self, z: Tensor, y: Tensor) -> Tensor:
-        return _weighted_bce(z, y, w_pos=self.beta, w_neg=1.0 - self.beta)
-
-    def extra_repr(self) -> str:
-        return f'beta={self.beta}, ' + super().extra_repr()
-
-
-@register_module(DET_MODELS, CLS_MODELS)
 class BinaryFocalLoss(_BinaryLoss):
     """Binary focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017):
     ``-(alpha * (1 - q) ** gamma * y * log q + (1 - alpha) * q ** gamma * (1 - y) * log(1 - q))``.
 
-    ``q = sigmoid(z)``. ``gamma = 0`` gives :class:`BalancedBCELoss` with ``beta = alpha``;
-    with ``alpha=None`` both classes weigh 1 (``gamma = 0`` is then the plain BCE). The
+    ``q = sigmoid(z)``. ``gamma = 0`` gives the class-balanced BCE ``-(alpha y log q + (1 -
+    alpha) (1 - y) log(1 - q))``, i.e. :class:`WeightedBCELoss` with ``class_weight=[1 - alpha,
+    alpha]``; with ``alpha=None`` both classes weigh 1 (``gamma = 0`` is then the plain BCE). The
     modulating factors are computed as ``exp(gamma * logsigmoid(-+z))``, so they stay smooth
     for ``0 < gamma < 1`` and saturated logits. The focal-loss baseline of the C-NMC study.
 

@@ -1,1 +1,0 @@
-# Modules register themselves on import; add one import line per module.

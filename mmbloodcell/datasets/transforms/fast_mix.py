@@ -1,12 +1,10 @@
-"""Faster implementations of two of mmdet's RTMDet / YOLOX augmentations, for uint8 images.
+"""mmdet's RTMDet / YOLOX mix-up and HSV augmentations computed on uint8 images (mmdet's make
+float64 copies of the image; timings in benchmarks/README.md, ``bccd_loader_speed.py``).
 
-On a GPU a small detector trains faster than its loader can augment (issue 8): at 640 px
-mmdet's ``CachedMixUp`` spent 10.3 ms and ``YOLOXHSVRandomAug`` 4.3 ms of a 26.4 ms sample on
-one CPU core (``benchmarks/bccd_loader_speed.py``), mostly in float64 copies of the image. These
-subclasses draw the same random numbers in the same order and give the same boxes and labels;
-the images are equal (HSV) or equal up to one grey level where mmdet resizes in float64 and
-truncates (mix-up with a scale jitter). Any other input (float or non-3-channel images, masks)
-goes to mmdet's code.
+The subclasses draw the same random numbers in the same order and give the same boxes and
+labels; the images are equal (HSV) or equal up to one grey level where mmdet resizes in
+float64 and truncates (mix-up with a scale jitter). Any other input (float or non-3-channel
+images, masks) goes to mmdet's code.
 """
 import copy
 

@@ -1,10 +1,10 @@
 # Copyright (c) mmbloodcell contributors. All rights reserved.
 """An ``ImageClassifier`` whose training step can run as one CUDA graph.
 
-At the C-NMC batch size (32 images of 224x224) DenseNet-201 and EfficientNet-B2 train at a
-fraction of what an H100 can compute: each iteration launches thousands of small kernels
-(forward, backward and the optimizer) from Python, and the GPU waits for the launches (issue 8).
-:class:`FastImageClassifier` removes that overhead without changing the mathematics of a step.
+At small batches (the C-NMC configs' 32 images of 224x224) a training iteration launches
+thousands of small kernels (forward, backward and the optimizer) from Python and the GPU waits
+for the launches; :class:`FastImageClassifier` removes that overhead without changing the
+mathematics of a step (measurements: benchmarks/cnmc_classification.md).
 """
 import contextlib
 from typing import Dict, Optional, Tuple, Union

@@ -146,7 +146,7 @@ class BatchSparseRoIHead(SparseRoIHead):
         head = self.bbox_head[stage]
         # float32 also under AMP (float16 logits): mmcv's CUDA sigmoid focal loss takes
         # log(max(1 - p, FLT_MIN)) in the input's dtype, and FLT_MIN is 0 in float16, so a
-        # saturated logit gives an infinite loss (as ConfigurableSSDHead found on the H100)
+        # saturated logit gives an infinite loss (see ConfigurableSSDHead)
         cls_score, bbox_pred = cls_score.float(), bbox_pred.float()
         losses = dict()
         pos = (labels >= 0) & (labels < head.num_classes)

@@ -85,7 +85,7 @@ class ConfigurableSSDHead(SSDHead):
         avg_factor = max(float(avg_factor), 1.0)
         # losses in float32 also under AMP: mmcv's CUDA sigmoid focal loss computes in its
         # input's dtype, and in float16 a saturated logit gives p == 1 and log(max(1 - p,
-        # FLT_MIN)) == log(0) (FLT_MIN is 0 in float16): inf / NaN losses (seen on the H100)
+        # FLT_MIN)) == log(0) (FLT_MIN is 0 in float16): inf / NaN losses on a GPU
         cls_score, bbox_pred = cls_score.float(), bbox_pred.float()
         loss_cls = self.loss_cls(cls_score, labels, label_weights, avg_factor=avg_factor)
         loss_bbox = self.loss_bbox(bbox_pred, bbox_targets, bbox_weights, avg_factor=avg_factor)

@@ -8,42 +8,7 @@ mmpretrain heads (``loss_module(cls_score, target, avg_factor=..., weight=...)``
 mmdet heads with a sigmoid, single-class classification branch
 (``loss_cls(cls_score, labels, label_weights, avg_factor=...)``).
 
-Notation (shared by every loss in this module):
-
-- ``z``: the head's logit, shape ``(N,)`` or ``(N, 1)``.
-- ``q = sigmoid(z)``: the predicted probability of the positive class.
-- ``y`` in ``{0, 1}``: the label in the data; ``y' = 2y - 1`` in ``{-1, +1}`` where a
-  margin is used.
-- ``s``: the score the hinge margin ``y' * s`` is taken on, chosen by ``score``:
-
-  ``'prob'`` (default, the study's setting) -- ``s = q`` in ``(0, 1)``.
-      The study's network ends in a sigmoid and the hinge is applied to that output. The
-      margin ``y' * q`` never reaches 1: a positive's loss ``1 - q`` tends to 0 only as
-      ``q -> 1``, and a negative's loss ``1 + q`` lies in ``(1, 2)``, i.e. it never drops
-      below 1 (its minimum is approached at ``q -> 0``). No sample is ever "inside the
-      margin", so every sample keeps a gradient; the classes are treated asymmetrically.
-  ``'tanh'`` -- ``s = 2q - 1 = tanh(z / 2)`` in ``(-1, 1)``.
-      The sigmoid output re-centred on 0, symmetric for both classes: ``1 - y' * s`` lies in
-      ``(0, 2)``, equals 1 at ``q = 0.5`` and tends to 0 only for a confident, correct
-      prediction. As with ``'prob'`` the margin 1 is never reached, so the loss is bounded
-      (by ``2 ** gamma / (2 ** gamma - 1)`` for the focal hinge) and never exactly zero.
-  ``'logit'`` -- ``s = z``, the classic SVM hinge on the raw logit.
-      The loss is exactly zero once ``y' * z >= 1``, i.e. ``q >= sigmoid(1) ~ 0.731`` for a
-      positive and ``q <= 0.269`` for a negative; samples beyond the margin give no gradient.
-      The loss is unbounded for confidently wrong predictions (linear in ``z`` for the hinge,
-      ``|z| ** gamma`` for the focal hinge).
-
-All losses are numerically stable: logarithms are taken as ``log-sigmoid`` of the logit,
-``1 - q`` is computed as ``sigmoid(-z)`` (no cancellation), powers of probabilities as
-``exp(gamma * logsigmoid(.))``, and powers of a hinge are masked where the hinge is 0, so
-values and gradients stay finite for logits of +-1e4. float16 / bfloat16 inputs are computed
-in float32 and the loss is returned in float32; float32 / float64 inputs keep their dtype.
-
-Reduction follows mmdet's :func:`~mmdet.models.losses.utils.weight_reduce_loss`: the
-element-wise loss is multiplied by the per-sample ``weight``; ``reduction='mean'`` with an
-``avg_factor`` divides the weighted sum by ``avg_factor``, without it takes the mean;
-``'sum'`` sums (and refuses an ``avg_factor``); ``'none'`` returns the weighted element-wise
-loss in the shape of ``pred``. The result is multiplied by ``loss_weight``.
+The shared notation, numerics and reduction: :class:`_BinaryLoss`.
 """
 import math
 from numbers import Real
@@ -191,6 +156,43 @@ def _masked_pow(base: Tensor, gamma: float) -> Tensor:
 
 class _BinaryLoss(nn.Module):
     """Shared arguments, input checks and reduction of the binary losses.
+
+    Notation (shared by every loss in this module):
+
+    - ``z``: the head's logit, shape ``(N,)`` or ``(N, 1)``.
+    - ``q = sigmoid(z)``: the predicted probability of the positive class.
+    - ``y`` in ``{0, 1}``: the label in the data; ``y' = 2y - 1`` in ``{-1, +1}`` where a
+      margin is used.
+    - ``s``: the score the hinge margin ``y' * s`` is taken on, chosen by ``score``:
+
+      ``'prob'`` (default, the study's setting) -- ``s = q`` in ``(0, 1)``.
+          The study's network ends in a sigmoid and the hinge is applied to that output. The
+          margin ``y' * q`` never reaches 1: a positive's loss ``1 - q`` tends to 0 only as
+          ``q -> 1``, and a negative's loss ``1 + q`` lies in ``(1, 2)``, i.e. it never drops
+          below 1 (its minimum is approached at ``q -> 0``). No sample is ever "inside the
+          margin", so every sample keeps a gradient; the classes are treated asymmetrically.
+      ``'tanh'`` -- ``s = 2q - 1 = tanh(z / 2)`` in ``(-1, 1)``.
+          The sigmoid output re-centred on 0, symmetric for both classes: ``1 - y' * s`` lies in
+          ``(0, 2)``, equals 1 at ``q = 0.5`` and tends to 0 only for a confident, correct
+          prediction. As with ``'prob'`` the margin 1 is never reached, so the loss is bounded
+          (by ``2 ** gamma / (2 ** gamma - 1)`` for the focal hinge) and never exactly zero.
+      ``'logit'`` -- ``s = z``, the classic SVM hinge on the raw logit.
+          The loss is exactly zero once ``y' * z >= 1``, i.e. ``q >= sigmoid(1) ~ 0.731`` for a
+          positive and ``q <= 0.269`` for a negative; samples beyond the margin give no gradient.
+          The loss is unbounded for confidently wrong predictions (linear in ``z`` for the hinge,
+          ``|z| ** gamma`` for the focal hinge).
+
+    All losses are numerically stable: logarithms are taken as ``log-sigmoid`` of the logit,
+    ``1 - q`` is computed as ``sigmoid(-z)`` (no cancellation), powers of probabilities as
+    ``exp(gamma * logsigmoid(.))``, and powers of a hinge are masked where the hinge is 0, so
+    values and gradients stay finite for logits of +-1e4. float16 / bfloat16 inputs are computed
+    in float32 and the loss is returned in float32; float32 / float64 inputs keep their dtype.
+
+    Reduction follows mmdet's :func:`~mmdet.models.losses.utils.weight_reduce_loss`: the
+    element-wise loss is multiplied by the per-sample ``weight``; ``reduction='mean'`` with an
+    ``avg_factor`` divides the weighted sum by ``avg_factor``, without it takes the mean;
+    ``'sum'`` sums (and refuses an ``avg_factor``); ``'none'`` returns the weighted element-wise
+    loss in the shape of ``pred``. The result is multiplied by ``loss_weight``.
 
     Args:
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.

@@ -19,7 +19,7 @@ class Fp32HungarianAssigner(HungarianAssigner):
     ``FocalLossCost`` computes ``-log(1 - sigmoid(s) + eps)`` with ``eps = 1e-12``, which is 0
     in float16: once a logit saturates (``sigmoid(s) == 1`` in float16, from ``s`` ~ 8) the cost
     is infinite, and scipy stops training with "matrix contains invalid numeric entries"
-    (measured on the H100: Sparse R-CNN under ``--amp`` crashed after 34 s). Here the
+    (Sparse R-CNN under ``--amp``). Here the
     predictions' floating-point fields are cast to float32 and autocast is off while the costs
     are computed; in float32 training nothing changes (the unit test compares the two). A cost
     that is still not finite (NaN or infinite predictions: a diverged model) raises an error

@@ -74,3 +74,27 @@ def _isolate_default_scope():
     yield
     for name in set(DefaultScope._instance_dict) - before:
         DefaultScope._instance_dict.pop(name, None)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        '--folder-order', choices=('default', 'reverse'), default='default',
+        help='run the test folders in reverse order (make test, CI): state that one folder '
+        'leaves behind for the next (a global instance, a scope, a patched function) shows up '
+        'as a failure in one of the two orders')
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption('--folder-order') != 'reverse':
+        return
+    folders = []
+    for item in items:
+        folder = osp.relpath(osp.dirname(str(item.fspath)), REPO_ROOT)
+        if folder not in folders:
+            folders.append(folder)
+    rank = {f: i for i, f in enumerate(reversed(folders))}
+    items.sort(key=lambda it: rank[osp.relpath(osp.dirname(str(it.fspath)), REPO_ROOT)])
+
+
+def pytest_report_header(config):
+    return f"test folder order: {config.getoption('--folder-order')}"

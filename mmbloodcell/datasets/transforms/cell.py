@@ -225,7 +225,7 @@ class EnsureRGB8(BaseTransform):
         return f'{self.__class__.__name__}(alpha={self.alpha!r}, bit_depth={self.bit_depth})'
 
 
-@register_module(CLS_TRANSFORMS)
+@CLS_TRANSFORMS.register_module()
 class CropToCell(BaseTransform):
     """Crop to the tightest box around the non-black cell, then pad it to a square.
 
@@ -360,7 +360,7 @@ class CLAHE(BaseTransform):
                 f'keep_background={self.keep_background})')
 
 
-@register_module(CLS_TRANSFORMS)
+@CLS_TRANSFORMS.register_module()
 class RandomRotate(BaseTransform):
     """Rotate by a random angle about the image centre, filling with black.
 

@@ -46,7 +46,7 @@ def _cast_like(img: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out.astype(img.dtype, copy=False)
 
 
-@register_module(DET_TRANSFORMS, CLS_TRANSFORMS)
+@register_module(CLS_TRANSFORMS, DET_TRANSFORMS)
 class GaussianNoise(BaseTransform):
     """Add zero-mean Gaussian noise to every pixel with probability ``prob``.
 
@@ -97,7 +97,7 @@ class GaussianNoise(BaseTransform):
                 f'per_channel={self.per_channel})')
 
 
-@register_module(DET_TRANSFORMS, CLS_TRANSFORMS)
+@register_module(CLS_TRANSFORMS, DET_TRANSFORMS)
 class RandomGaussianBlur(BaseTransform):
     """Blur the image with a Gaussian kernel with probability ``prob``.
 

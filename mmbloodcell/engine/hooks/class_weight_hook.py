@@ -7,7 +7,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmbloodcell.datasets.labels import dataset_labels
-from mmbloodcell.registry import HOOKS, register_module
+from mmbloodcell.registry import HOOKS
 
 __all__ = ['ClassWeightHook', 'class_weights_from_counts']
 
@@ -41,7 +41,7 @@ def class_weights_from_counts(counts: Sequence[int],
     return counts.sum() / (counts.size * counts.astype(np.float64))
 
 
-@register_module(HOOKS)
+@HOOKS.register_module()
 class ClassWeightHook(Hook):
     """Count the training labels and set ``W_i = N / (c * n_i)`` on ``'auto'`` losses.
 

@@ -14,7 +14,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MessageHub, MMLogger
 from mmpretrain.evaluation import ConfusionMatrix
 
-from mmbloodcell.registry import CLS_METRICS, register_module
+from mmbloodcell.registry import CLS_METRICS
 
 __all__ = ['BinaryClassificationMetric', 'binary_confusion_matrix', 'binary_scores',
            'roc_auc_score', 'midranks', 'patient_votes']
@@ -185,7 +185,7 @@ def _scalar(value, name: str, where: str) -> float:
     return arr[0].item()
 
 
-@register_module(CLS_METRICS)
+@CLS_METRICS.register_module()
 class BinaryClassificationMetric(BaseMetric):
     """F1, weighted F1, precision, recall, specificity, accuracy, ROC-AUC, the confusion
     matrix and the patient-level accuracy of a binary classifier (C-NMC 2019: ``hem`` = 0,

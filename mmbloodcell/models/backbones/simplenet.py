@@ -8,10 +8,10 @@ from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmbloodcell.registry import CLS_MODELS, register_module
+from mmbloodcell.registry import CLS_MODELS
 
 
-@register_module(CLS_MODELS)
+@CLS_MODELS.register_module()
 class SimpleNet(BaseBackbone):
     """A plain CNN of ``len(widths)`` stages, each ``convs_per_stage`` x (3x3 conv - BN - ReLU)
     followed by 2x2 max pooling.

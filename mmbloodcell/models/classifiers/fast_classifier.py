@@ -15,7 +15,7 @@ from mmengine.optim import OptimWrapper
 from mmpretrain.models.classifiers import ImageClassifier
 from torch import Tensor
 
-from mmbloodcell.registry import CLS_MODELS, register_module
+from mmbloodcell.registry import CLS_MODELS
 
 __all__ = ['FastImageClassifier']
 
@@ -24,7 +24,7 @@ _DTYPES = {'bfloat16': torch.bfloat16, 'bf16': torch.bfloat16, 'float16': torch.
 _COMPILE_CUDAGRAPH_MODES = ('reduce-overhead', 'max-autotune')
 
 
-@register_module(CLS_MODELS)
+@CLS_MODELS.register_module()
 class FastImageClassifier(ImageClassifier):
     """``ImageClassifier`` with channels-last weights, autocast, torch.compile and a training
     step captured as one CUDA graph.

@@ -33,9 +33,9 @@ def cnmc_samples_root() -> str:
 def bccd_coco(bccd_root, tmp_path_factory) -> str:
     """The real BCCD converted to COCO (the study's 256/74/34 split) in a temporary folder laid
     out as the configs expect: ``annotations/{train,val,test}.json`` and ``JPEGImages/``."""
-    from mmbloodcell.datasets.bccd_convert import convert
+    from script_loader import load_script
     out = str(tmp_path_factory.mktemp('bccd_coco'))
-    convert(bccd_root, out)
+    load_script('tools/dataset_converters/bccd_to_coco.py').convert(bccd_root, out)
     return out
 
 

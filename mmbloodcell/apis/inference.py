@@ -47,7 +47,8 @@ from mmbloodcell.apis.detection import (count_cells, detections_to_list, draw_de
                                         palette_to_bgr)
 from mmbloodcell.apis.gradcam import GradCAM, cam_to_image, overlay_cam
 from mmbloodcell.apis.runner import merge_cfg_options
-from mmbloodcell.datasets.cnmc import CNMCDataError, check_image_file, parse_cnmc_name
+from mmbloodcell.datasets.cnmc import CNMCDataError, parse_cnmc_name
+from mmbloodcell.datasets.image_checks import check_image_file
 from mmbloodcell.datasets.transforms.cell import cell_image_warnings
 from mmbloodcell.evaluation.metrics.binary_metrics import patient_votes
 # Extensions picked up when a folder is given (case-insensitive). Files named explicitly are

@@ -1,6 +1,5 @@
 """BCCD blood-cell detection dataset (RBC, WBC, platelets) in COCO format."""
 import json
-import math
 import os.path as osp
 from collections import defaultdict
 from typing import Dict, List, Optional
@@ -10,8 +9,8 @@ from mmengine.fileio import get_local_path
 from mmengine.logging import MMLogger
 
 from mmbloodcell.registry import DET_DATASETS, register_module
-from .bccd_convert import CLASSES, ImageCheckError, inspect_image
-from .skipping import SkipOrRaiseMixin
+from .image_checks import box_problem, inspect_image_file
+from .skipping import ON_ERROR_CHOICES, SkipOrRaiseMixin
 
 REGENERATE = ('regenerate the json with tools/dataset_converters/bccd_to_coco.py (it checks '
               'every box and image)')
@@ -39,9 +38,11 @@ class BCCDDataset(SkipOrRaiseMixin, CocoDataset):
     Checks of the json's boxes (always; cheap): mmdet's ``CocoDataset`` silently drops a box
     whose ``category_id`` is not one of the classes' categories, with zero or sub-pixel width
     or height, or lying outside the image, and keeps a box that sticks out of the image or
-    starts at a negative coordinate. Here each of these is a problem (``unknown_category``,
-    ``bad_box``, ``negative_box``, ``outside_box``) that names the json, the annotation id, the
-    image and the fix.
+    starts at a negative coordinate. Here each of these is a problem that names the json, the
+    annotation id, the image and the fix: ``unknown_category``; ``bad_box`` (not four finite
+    numbers, or below 1 px wide or high); ``negative_box``, ``inverted_box``, ``zero_area_box``,
+    ``outside_box`` (the checks of :func:`~mmbloodcell.datasets.image_checks.box_problem`, as in
+    the converter).
 
     Checks of the image files (``check_images=True``; the header and end marker of every
     image are read once at start-up, no pixel is decoded): a missing file (``missing_image``),
@@ -71,7 +72,8 @@ class BCCDDataset(SkipOrRaiseMixin, CocoDataset):
     error_cls = BCCDDataError
 
     METAINFO = {
-        'classes': CLASSES,
+        # the order of the converter's categories (ids 1, 2, 3): label i is category id i + 1
+        'classes': ('RBC', 'WBC', 'Platelets'),
         # RGB: RBC crimson, WBC blue, platelets green (visible on pink/purple smears).
         'palette': [(220, 20, 60), (30, 90, 255), (0, 190, 80)],
     }
@@ -82,7 +84,7 @@ class BCCDDataset(SkipOrRaiseMixin, CocoDataset):
                  check_images: bool = False,
                  max_image_size: Optional[int] = None,
                  **kwargs) -> None:
-        if on_error not in ('raise', 'skip'):
+        if on_error not in ON_ERROR_CHOICES:
             raise ValueError(f"BCCDDataset: on_error={on_error!r}, expected 'raise' or 'skip'")
         self.on_error = on_error
         self.check_images = check_images
@@ -131,22 +133,17 @@ class BCCDDataset(SkipOrRaiseMixin, CocoDataset):
         bbox = ann.get('bbox')
         try:
             x, y, w, h = (float(v) for v in bbox)
-            finite = all(math.isfinite(v) for v in (x, y, w, h))
         except (TypeError, ValueError):
-            finite = False
-        if not finite:
             return 'bad_box', f'bbox {bbox!r} is not four finite numbers [x, y, w, h]'
         text = f'bbox [x, y, w, h] = {bbox}'
-        if w < 1 or h < 1:
-            return 'bad_box', (f'{text} is {"empty" if w <= 0 or h <= 0 else "below 1 px"} '
-                               '(inverted or zero-area box)')
+        # within float rounding of the edge is inside: the box is kept as it is
+        found = box_problem(x, y, x + w, y + h, width, height, clip_tolerance=1e-3)
+        if found is not None and found[0] != 'clipped_box':
+            return found[0], f'{text} {found[1]}'
+        if w < 1 or h < 1:  # mmdet's CocoDataset drops such boxes
+            return 'bad_box', f'{text} is below 1 px wide or high'
         if ann.get('area', w * h) <= 0:
             return 'bad_box', f"area {ann.get('area')!r} is not positive"
-        if x < 0 or y < 0:
-            return 'negative_box', f'{text} has a negative coordinate'
-        tol = 1e-3
-        if x + w > width + tol or y + h > height + tol:
-            return 'outside_box', f'{text} extends past the image ({width}x{height})'
         return None
 
     def parse_data_info(self, raw_data_info: dict):
@@ -171,20 +168,17 @@ class BCCDDataset(SkipOrRaiseMixin, CocoDataset):
                        f"{info['img_id']}) does not exist; fix: restore it, check data_root and "
                        f'data_prefix, or {REGENERATE}')
             return False
-        try:
-            width, height = inspect_image(path)
-        except ImageCheckError as e:
-            self._fail(e.kind, f'{path}: {e}')
+        check = inspect_image_file(path, self.max_image_size, decode=False)
+        if check.problem is not None and check.kind != 'image_too_large':
+            self._fail(check.kind, f'{path}: {check.with_fix()}')
             return False
+        width, height = check.width, check.height
         if (width, height) != (info['width'], info['height']):
             self._fail('size_mismatch', f"{path}: is {width}x{height} but {self.ann_file} says "
                        f"{info['width']}x{info['height']}, so its boxes belong to another "
                        f'image; fix: restore the original image or {REGENERATE}')
             return False
-        if self.max_image_size is not None and max(width, height) > self.max_image_size:
-            self._fail('image_too_large', f'{path}: is {width}x{height}, larger than '
-                       f'max_image_size={self.max_image_size}; fix: replace it with the image '
-                       f'at its original size, or raise max_image_size')
+        if check.problem is not None:
+            self._fail(check.kind, f'{path}: {check.with_fix()}')
             return False
         return True
-

@@ -22,7 +22,6 @@ import csv
 import os
 import os.path as osp
 import re
-import struct
 from collections import Counter, defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -33,6 +32,7 @@ from mmpretrain.datasets import BaseDataset
 
 from mmbloodcell.registry import CLS_DATASETS
 from mmbloodcell.utils.paths import IMAGE_EXTENSIONS, natural_key, strip_image_ext
+from .image_checks import check_image_file
 from .skipping import SkipOrRaiseMixin, dataset_option_hint
 from .transforms.cell import cell_image_warnings
 
@@ -107,77 +107,6 @@ def parse_cnmc_name(name: str, suffix: str = '.bmp') -> Dict[str, str]:
             f'{CNMC_NAME_HELP}; rename the file or move it to the right class')
     return dict(patient_id=patient, image_id=match['image'], cell_id=match['cell'],
                 class_name=cls)
-
-
-def check_image_file(path: str, max_size: Optional[int] = None) -> Optional[str]:
-    """Check that an image file can be read, without decoding it when it is a BMP.
-
-    BMP files (the C-NMC format) are checked from their header: signature, dimensions and,
-    for uncompressed bitmaps, that the file holds every pixel row the header announces.
-    Other formats are decoded in full with Pillow.
-
-    Args:
-        path (str): The image file.
-        max_size (int, optional): Reject images whose width or height exceeds it.
-
-    Returns:
-        str | None: None when the file is usable, else what is wrong with it (without the
-        path).
-    """
-    try:
-        size = osp.getsize(path)
-    except OSError as e:
-        return f'cannot be read ({e.strerror})'
-    if size == 0:
-        return 'is empty (0 bytes)'
-    with open(path, 'rb') as f:
-        head = f.read(54)
-    if head[:2] == b'BM':
-        problem, width, height = _check_bmp_header(head, size)
-    else:
-        problem, width, height = _check_by_decoding(path)
-        if problem is not None and path.lower().endswith('.bmp'):
-            problem = f'is not a BMP image (starts with {head[:8]!r}) and {problem}'
-    if problem is None and max_size is not None and max(width, height) > max_size:
-        problem = (f'is {width}x{height}, larger than max_image_size={max_size}; resize it '
-                   f'or raise max_image_size')
-    return problem
-
-
-def _check_bmp_header(head: bytes, file_size: int) -> Tuple[Optional[str], int, int]:
-    if len(head) < 26:
-        return f'is truncated: {file_size} bytes is shorter than a BMP header', 0, 0
-    pixel_offset, dib_size = struct.unpack_from('<II', head, 10)
-    if dib_size == 12:  # OS/2 BITMAPCOREHEADER
-        width, height, _, bpp = struct.unpack_from('<hhHH', head, 18)
-        compression = 0
-    elif dib_size >= 40 and len(head) >= 54:
-        width, height, _, bpp, compression = struct.unpack_from('<iiHHI', head, 18)
-    else:
-        return f'has a corrupt BMP header (DIB header size {dib_size})', 0, 0
-    height = abs(height)
-    if width <= 0 or height == 0 or bpp not in (1, 4, 8, 16, 24, 32):
-        return (f'has a corrupt BMP header (width {width}, height {height}, '
-                f'{bpp} bits per pixel)'), max(width, 0), height
-    if compression in (0, 3, 6):  # BI_RGB, BI_BITFIELDS, BI_ALPHABITFIELDS: rows are stored raw
-        row_bytes = (width * bpp + 31) // 32 * 4
-        needed = pixel_offset + row_bytes * height
-        if file_size < needed:
-            return (f'is truncated: {file_size} bytes, but its {width}x{height} {bpp}-bit '
-                    f'BMP header needs {needed}'), width, height
-    return None, width, height
-
-
-def _check_by_decoding(path: str) -> Tuple[Optional[str], int, int]:
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return None, img.width, img.height
-    except UnidentifiedImageError:
-        return 'is not a readable image', 0, 0
-    except (OSError, SyntaxError, ValueError) as e:
-        return f'cannot be decoded ({e})', 0, 0
 
 
 @CLS_DATASETS.register_module()

@@ -3,6 +3,10 @@ from typing import Dict
 
 from mmengine.logging import MMLogger
 
+#: The values of ``on_error``: ``'raise'`` stops at a bad item with the fix, ``'skip'`` logs,
+#: drops and counts it.
+ON_ERROR_CHOICES = ('raise', 'skip')
+
 
 def dataset_option_hint(key: str, value: str) -> str:
     """The ``--cfg-options`` that set ``key=value`` on the dataset of every dataloader, e.g.

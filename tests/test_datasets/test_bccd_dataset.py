@@ -1,4 +1,5 @@
-"""BCCDDataset on COCO files converted from the real BCCD data."""
+"""BCCDDataset on COCO files converted from the real BCCD data (the ``bccd_coco`` fixture of
+tests/conftest.py)."""
 import json
 import os.path as osp
 
@@ -11,7 +12,6 @@ from mmengine.registry import DefaultScope
 
 import mmbloodcell  # noqa: F401  (registers BCCDDataset)
 from mmbloodcell.datasets import BCCDDataset
-from mmbloodcell.datasets.bccd_convert import convert
 
 PIPELINE = [
     dict(type='LoadImageFromFile'),
@@ -26,13 +26,6 @@ def mmdet_scope():
     """Build pipelines in mmdet's scope, as a config with ``default_scope='mmdet'`` does."""
     with DefaultScope.overwrite_default_scope('mmdet'):
         yield
-
-
-@pytest.fixture(scope='module')
-def bccd_coco(bccd_root, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp('bccd_coco'))
-    convert(bccd_root, out)
-    return out
 
 
 def _dataset(data_root, ann_file='annotations/test.json', **kwargs):

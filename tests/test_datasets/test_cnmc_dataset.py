@@ -11,7 +11,8 @@ import torch
 from mmengine.registry import DefaultScope
 
 from mmbloodcell.datasets import CNMCDataError, CNMCDataset, make_synthetic_cnmc
-from mmbloodcell.datasets.cnmc import check_image_file, parse_cnmc_name, split_patients
+from mmbloodcell.datasets.cnmc import parse_cnmc_name, split_patients
+from mmbloodcell.datasets.image_checks import check_image_file
 from mmbloodcell.registry import CLS_DATASETS
 
 PRELIM = 'validation_data/C-NMC_test_prelim_phase_data'

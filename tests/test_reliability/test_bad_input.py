@@ -28,7 +28,8 @@ BCCDDataset (COCO json at training)   here:
   image replaced (size mismatch)      test_bccd_dataset_bad_image_file[size_mismatch]
   image much larger than expected     test_bccd_dataset_image_too_large
   negative / inverted / zero-area /   test_bccd_dataset_bad_box[negative, inverted, zero_area,
-  out-of-bounds box, unknown category out_of_bounds, unknown_category]
+  sub-pixel / out-of-bounds box,      sub_pixel, out_of_bounds, fully_outside,
+  unknown category                    unknown_category]
   categories in another order         tests/test_datasets/test_bccd_dataset.py:
                                       test_rejects_reordered_categories
 CNMCDataset                           tests/test_datasets/test_cnmc_dataset.py:
@@ -64,9 +65,11 @@ from PIL import Image
 import mmbloodcell  # noqa: F401
 from mmbloodcell.datasets import (BCCDDataError, BCCDDataset, CNMCDataError, CNMCDataset,
                                   make_synthetic_cnmc)
-from mmbloodcell.datasets import bccd_convert as bc
-from mmbloodcell.datasets.bccd_convert import BCCDConversionError, convert
 from reliability_utils import REPO
+from script_loader import load_script
+
+bc = load_script('tools/dataset_converters/bccd_to_coco.py')
+BCCDConversionError, convert = bc.BCCDConversionError, bc.convert
 
 BASE_DATASETS = osp.join(REPO, 'configs', '_base_', 'datasets')
 W, H = 64, 48
@@ -152,7 +155,8 @@ def test_bccd_converter_image_too_large(tmp_path):
         osp.join(root, 'JPEGImages', 'img_5.jpg'))
     _xml(osp.join(root, 'Annotations', 'img_5.xml'), 'img_5.jpg', (5000, 3750))
     convert_and_check(root, tmp_path, 'image img_5.jpg',
-                      'is 5000x3750, larger than the maximum 4096 px', 'image_too_large')
+                      'is 5000x3750, larger than --max-image-size=4096; fix: replace it',
+                      'image_too_large')
     # the limit is a setting
     report = convert(root, str(tmp_path / 'unlimited'), split_sizes=(4, 1, 1),
                      max_image_size=None)
@@ -251,11 +255,11 @@ def _damage_resize(path):
 
 
 @pytest.mark.parametrize('case,damage,kind,message', [
-    ('zero_byte', _damage_zero, 'image_empty_file', r'empty file \(0 bytes\); fix: replace it'),
-    ('truncated', _damage_truncate, 'image_truncated', r'truncated JPEG \(\d+ bytes, no '
+    ('zero_byte', _damage_zero, 'image_empty_file', r'is empty \(0 bytes\); fix: replace it'),
+    ('truncated', _damage_truncate, 'image_truncated', r'is a truncated JPEG \(\d+ bytes, no '
      r'end-of-image marker\); fix: replace it'),
-    ('not_image', _damage_text, 'image_not_image', r'not an image file \(PIL cannot identify '
-     r'it\); fix: replace it'),
+    ('not_image', _damage_text, 'image_not_image', r'is not a readable image \(PIL cannot '
+     r'identify it\); fix: replace it'),
     ('missing', _damage_missing, 'missing_image', r'image named in .*train\.json \(img_id \d+\) '
      r'does not exist; fix: restore it'),
     ('size_mismatch', _damage_resize, 'size_mismatch', r'is 32x24 but .*train\.json says 64x48, '
@@ -297,12 +301,16 @@ def test_bccd_dataset_image_too_large(bccd_copy):
 
 @pytest.mark.parametrize('bbox,category,kind,message', [
     ([-4, 2, 10, 10], 1, 'negative_box', r'\[-4, 2, 10, 10\] has a negative coordinate'),
-    ([30, 5, -20, 15], 2, 'bad_box', r'\[30, 5, -20, 15\] is empty \(inverted or zero-area'),
-    ([10, 10, 0, 10], 1, 'bad_box', r'\[10, 10, 0, 10\] is empty'),
-    ([50, 10, 30, 10], 1, 'outside_box', r'\[50, 10, 30, 10\] extends past the image \(64x48\)'),
+    ([30, 5, -20, 15], 2, 'inverted_box', r'\[30, 5, -20, 15\] is inverted \(xmax < xmin or '
+     r'ymax < ymin\)'),
+    ([10, 10, 0, 10], 1, 'zero_area_box', r'\[10, 10, 0, 10\] has zero area'),
+    ([10, 10, 0.5, 10], 1, 'bad_box', r'\[10, 10, 0.5, 10\] is below 1 px wide or high'),
+    ([50, 10, 30, 10], 1, 'outside_box', r'\[50, 10, 30, 10\] extends 16 px past image 64x48'),
+    ([70, 10, 5, 5], 1, 'outside_box', r'\[70, 10, 5, 5\] lies outside image 64x48'),
     ([5, 5, 10, 10], 7, 'unknown_category', r"category_id 7 is not one of the classes' "
      r"categories \{1: 'RBC', 2: 'WBC', 3: 'Platelets'\}"),
-], ids=['negative', 'inverted', 'zero_area', 'out_of_bounds', 'unknown_category'])
+], ids=['negative', 'inverted', 'zero_area', 'sub_pixel', 'out_of_bounds', 'fully_outside',
+        'unknown_category'])
 def test_bccd_dataset_bad_box(bccd_copy, bbox, category, kind, message):
     """A hand-edited COCO json: mmdet would silently drop (or keep unclipped) these boxes."""
     out, coco, victim = bccd_copy

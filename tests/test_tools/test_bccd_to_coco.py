@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmbloodcell.datasets import bccd_convert as bc
-from mmbloodcell.datasets.bccd_convert import (BCCDConversionError, Box, ImageRecord, convert,
-                                               load_voc, main, stratified_split)
+from script_loader import load_script
+
+bc = load_script('tools/dataset_converters/bccd_to_coco.py')
+BCCDConversionError, Box, ImageRecord = bc.BCCDConversionError, bc.Box, bc.ImageRecord
+convert, load_voc, main, stratified_split = bc.convert, bc.load_voc, bc.main, bc.stratified_split
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SPLIT_FILES = ['train.json', 'val.json', 'test.json']
@@ -226,7 +228,7 @@ def test_inverted_box(tmp_path):
 def test_zero_area_box_is_dropped_with_warning(tmp_path, caplog):
     root = make_voc(tmp_path / 'voc')
     add_objects(root, 'img_0003', [('RBC', (10, 10, 10, 20))])
-    for mode in ('error', 'skip'):
+    for mode in ('raise', 'skip'):
         with caplog.at_level(logging.WARNING, logger=bc.__name__):
             report = convert(root, str(tmp_path / mode), split_sizes=(4, 1, 1), on_error=mode)
         assert report.dropped_boxes == 1 and report.problems == []
@@ -313,7 +315,7 @@ def test_image_without_annotation(tmp_path):
 def test_zero_byte_image(tmp_path):
     root = make_voc(tmp_path / 'voc')
     open(osp.join(root, 'JPEGImages', 'img_0001.jpg'), 'wb').close()
-    report = check_error_then_skip(root, tmp_path, 'image img_0001.jpg', 'empty file (0 bytes)',
+    report = check_error_then_skip(root, tmp_path, 'image img_0001.jpg', 'is empty (0 bytes)',
                                    'image_empty_file')
     assert 'img_0001' not in {r.stem for r in report.records}
 
@@ -333,7 +335,8 @@ def test_text_file_named_jpg(tmp_path):
     with open(osp.join(root, 'JPEGImages', 'img_0003.jpg'), 'w') as f:
         f.write('this is not a picture\n')
     check_error_then_skip(root, tmp_path, 'image img_0003.jpg',
-                          'not an image file (PIL cannot identify it)', 'image_not_image')
+                          'is not a readable image (PIL cannot identify it)',
+                          'image_not_image')
 
 
 def test_duplicate_filename_field(tmp_path):
@@ -404,7 +407,7 @@ def test_all_problems_listed_at_once(tmp_path):
     assert len(exc.value.problems) == 2
     assert str(exc.value).startswith('2 problem(s) in the BCCD data at')
     assert "annotation img_0001.xml: object #4 (rbc) has unknown class 'rbc'" in str(exc.value)
-    assert 'image img_0002.jpg: empty file (0 bytes)' in str(exc.value)
+    assert 'image img_0002.jpg: is empty (0 bytes)' in str(exc.value)
 
 
 def test_missing_folders(tmp_path):
@@ -433,10 +436,23 @@ def test_cli_exit_status_on_bad_data(tmp_path, capsys):
     open(osp.join(root, 'JPEGImages', 'img_0002.jpg'), 'wb').close()
     assert main([root, '-o', str(tmp_path / 'c'), '--split', '4', '1', '1']) == 1
     err = capsys.readouterr().err
-    assert 'image img_0002.jpg: empty file (0 bytes)' in err and '--on-error skip' in err
+    assert 'image img_0002.jpg: is empty (0 bytes)' in err and '--on-error skip' in err
     assert main([root, '-o', str(tmp_path / 'd'), '--split', '4', '1', '1',
                  '--on-error', 'skip']) == 0
     assert 'skipped images: 1 (image_empty_file: 1)' in capsys.readouterr().out
+
+
+def test_on_error_is_raise_or_skip(tmp_path, capsys):
+    """``on_error`` / ``--on-error`` take the datasets' values, ``raise`` or ``skip``, only."""
+    root = make_voc(tmp_path / 'voc')
+    with pytest.raises(ValueError, match=r"on_error must be one of \('raise', 'skip'\), got "
+                       r"'error'"):
+        convert(root, str(tmp_path / 'a'), split_sizes=(4, 1, 1), on_error='error')
+    with pytest.raises(SystemExit):
+        main([root, '-o', str(tmp_path / 'b'), '--split', '4', '1', '1', '--on-error', 'error'])
+    assert "invalid choice: 'error'" in capsys.readouterr().err
+    assert main([root, '-o', str(tmp_path / 'c'), '--split', '4', '1', '1',
+                 '--on-error', 'raise']) == 0
 
 
 # ----------------------------------------------------------------------------------------------

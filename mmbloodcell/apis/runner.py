@@ -10,7 +10,6 @@ import glob
 import logging
 import os
 import os.path as osp
-import zipfile
 from typing import Optional
 
 import torch
@@ -174,9 +173,14 @@ def init_cpu_distributed(cfg: Config) -> None:
 
 
 def _complete_checkpoint(path: str) -> bool:
-    """A file torch can read back: torch's zip format ends with a central directory, which a
-    truncated (half-written) file lacks."""
-    return osp.isfile(path) and osp.getsize(path) > 0 and zipfile.is_zipfile(path)
+    """A file torch can read back: torch's zip format ends with an end-of-central-directory
+    record (signature ``PK\\x05\\x06``, within the last 64 KiB + 22 bytes), which a truncated
+    (half-written) file lacks."""
+    if not osp.isfile(path) or osp.getsize(path) < 22:
+        return False
+    with open(path, 'rb') as f:
+        f.seek(max(0, osp.getsize(path) - (1 << 16) - 22))
+        return b'PK\x05\x06' in f.read()
 
 
 def find_resume_checkpoint(work_dir: str) -> Optional[str]:

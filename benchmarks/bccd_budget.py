@@ -35,6 +35,8 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from mmbloodcell.analysis.logs import YOLO_METRICS_FILE, final_metrics  # noqa: E402
+
 KEYS = [('mAP', 'coco/bbox_mAP'), ('mAP50', 'coco/bbox_mAP_50'),
         ('mAP75', 'coco/bbox_mAP_75'), ('RBC', 'coco/RBC_precision'),
         ('WBC', 'coco/WBC_precision'), ('Platelets', 'coco/Platelets_precision'),
@@ -116,14 +118,6 @@ def derive_config(config: str, args, out_dir: str) -> str:
     return path
 
 
-def _latest_metrics(test_dir: str) -> dict:
-    files = sorted(glob.glob(osp.join(test_dir, '*', '*.json')), key=osp.getmtime)
-    if not files:
-        raise FileNotFoundError(f'no metrics JSON under {test_dir}')
-    with open(files[-1]) as f:
-        return json.loads(f.read().strip().splitlines()[-1])
-
-
 def _epochs_done(work_dir: str) -> int:
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         name = osp.basename(f.read().strip())
@@ -148,7 +142,7 @@ def test_model(cfg_path: str, work_dir: str) -> dict:
     print('+', ' '.join(cmd), flush=True)
     with open(osp.join(work_dir, 'test_stdout.log'), 'w') as log:
         subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
-    return _latest_metrics(test_dir)
+    return final_metrics(test_dir, prefer='test')[0]
 
 
 def _dump(args, rows) -> None:
@@ -215,7 +209,7 @@ def run_yolo(args) -> dict:
         rc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
     row = dict(model=osp.splitext(args.yolo)[0] + ' (ultralytics)',
                wall_s_with_test=round(time.perf_counter() - t0, 1))
-    files = glob.glob(osp.join(work_dir, '*', 'test_metrics.json'))
+    files = glob.glob(osp.join(work_dir, '*', YOLO_METRICS_FILE))
     if rc != 0 or not files:
         row['error'] = f'yolo_baseline exited with {rc}: see {work_dir}/stdout.log'
         return row

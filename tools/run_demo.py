@@ -13,7 +13,6 @@
    JSON, into the work dir.
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
@@ -27,15 +26,6 @@ DEFAULT_CONFIG = 'configs/fcos/fcos_r18_fpn_gn_320_12e_bccd_cpu-demo.py'
 def run(cmd):
     print('+', ' '.join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT)
-
-
-def latest_metrics(work_dir: str) -> dict:
-    """The metrics JSON that tools/test.py wrote last (``<work_dir>/<stamp>/<stamp>.json``)."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', '*.json')), key=osp.getmtime)
-    if not files:
-        raise FileNotFoundError(f'no metrics JSON under {work_dir}: did tools/test.py run?')
-    with open(files[-1]) as f:
-        return json.loads(f.read().strip().splitlines()[-1])
 
 
 def metrics_table(metrics: dict) -> str:
@@ -93,7 +83,8 @@ def main(argv=None):
         ckpt = f.read().strip()
     run([py, 'tools/test.py', args.config, ckpt, '--work-dir', args.work_dir,
          '--data-root', args.data_dir])
-    metrics = latest_metrics(args.work_dir)
+    from mmbloodcell.analysis.logs import final_metrics
+    metrics = final_metrics(args.work_dir, prefer='test')[0]
     print('\nBCCD test split (34 images):')
     print(metrics_table(metrics))
 

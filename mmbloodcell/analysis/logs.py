@@ -18,9 +18,9 @@ Layout written by mmengine's ``Runner`` (``LoggerHook`` + ``LocalVisBackend``)::
     │       └── <timestamp>.json     the same records (LoggerHook's JSON log)
     └── epoch_N.pth, best_*.pth, last_checkpoint
 
-A YOLO baseline run of :mod:`mmbloodcell.apis.yolo_baseline` is a different folder: the
-ultralytics run dir with ``args.yaml`` and :data:`~mmbloodcell.apis.yolo_baseline.METRICS_FILE`
-(``test_metrics.json``: ``{"metrics": {...}, "settings": {...}}``).
+A YOLO baseline run of ``tools/yolo_baseline.py`` is a different folder: the ultralytics run
+dir with ``args.yaml`` and :data:`YOLO_METRICS_FILE` (``test_metrics.json``:
+``{"metrics": {...}, "settings": {...}}``), which that script writes.
 """
 import glob
 import json
@@ -32,11 +32,12 @@ from typing import Dict, List, Optional, Tuple
 __all__ = [
     'TIMESTAMP_RE', 'RunLog', 'load_json_lines', 'split_records', 'find_run_logs',
     'latest_training_log', 'final_metrics', 'find_config', 'is_yolo_run', 'load_yolo_run',
-    'scalar_items'
+    'scalar_items', 'YOLO_METRICS_FILE'
 ]
 
 TIMESTAMP_RE = re.compile(r'^\d{8}_\d{6}$')
-YOLO_METRICS_FILE = 'test_metrics.json'  # = mmbloodcell.apis.yolo_baseline.METRICS_FILE
+#: The metrics file of a YOLO baseline run dir (written by ``tools/yolo_baseline.py test``).
+YOLO_METRICS_FILE = 'test_metrics.json'
 
 
 class RunLog:

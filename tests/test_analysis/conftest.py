@@ -128,7 +128,8 @@ def yolo_run(bccd_mini, tmp_path_factory):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    from mmbloodcell.analysis.logs import YOLO_METRICS_FILE
     run_dir = str(work / 'train')
-    with open(osp.join(run_dir, 'test_metrics.json')) as f:
+    with open(osp.join(run_dir, YOLO_METRICS_FILE)) as f:
         assert json.dumps(json.load(f)['metrics']) == json.dumps(metrics)  # NaN-safe
     return dict(run_dir=run_dir, metrics=metrics)

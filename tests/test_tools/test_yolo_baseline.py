@@ -14,21 +14,14 @@ import pytest
 import yaml
 from PIL import Image
 
-from mmbloodcell.apis import yolo_baseline as yb
+from script_loader import load_script
+from mmbloodcell.analysis.logs import YOLO_METRICS_FILE
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+yb = load_script('tools/yolo_baseline.py')
 HAS_ULTRALYTICS = importlib.util.find_spec('ultralytics') is not None
 COCO_KEYS = ['coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75', 'coco/bbox_mAP_s',
              'coco/bbox_mAP_m', 'coco/bbox_mAP_l', 'coco/RBC_precision', 'coco/WBC_precision',
              'coco/Platelets_precision']
-
-
-def _load_tool():
-    path = osp.join(REPO_ROOT, 'tools', 'yolo_baseline.py')
-    spec = importlib.util.spec_from_file_location('yolo_baseline_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ----------------------------------------------------------------------------------------------
@@ -101,7 +94,7 @@ def test_label_line_math():
 
 def test_export_exact_labels_and_yaml(coco_root, tmp_path):
     out = str(tmp_path / 'yolo')
-    data_yaml = _load_tool().main(['export', '--data-root', coco_root, '--out', out])
+    data_yaml = yb.main(['export', '--data-root', coco_root, '--out', out])
     assert data_yaml == osp.join(out, 'data.yaml')
     for split in yb.SPLITS:
         assert _read_labels(out, split) == EXPECTED_LABELS
@@ -334,7 +327,7 @@ def test_real_tiny_training_offline(bccd_coco, tmp_path, monkeypatch, net_audit)
 
     net_audit['on'], net_audit['calls'] = True, []
     try:
-        metrics = _load_tool().main([
+        metrics = yb.main([
             'run', '--data-root', str(root), '--work-dir', str(work), '--epochs', '1',
             '--imgsz', '160', '--batch', '4', '--device', 'cpu', '--workers', '0',
             '--warmup', '1', '--quiet'])
@@ -348,7 +341,7 @@ def test_real_tiny_training_offline(bccd_coco, tmp_path, monkeypatch, net_audit)
     assert metrics['speed/latency_ms'] > 0 and metrics['speed/fps'] > 0
     run_dir = work / 'train'
     assert (run_dir / 'weights' / 'best.pt').is_file()
-    with open(run_dir / yb.METRICS_FILE) as f:
+    with open(run_dir / YOLO_METRICS_FILE) as f:
         saved = json.load(f)
     assert saved['metrics'] == metrics
     assert saved['settings']['num_images'] == 3 and saved['settings']['max_det'] == 100

@@ -1,6 +1,6 @@
 """Train BCCD detectors for a fixed wall-clock budget, score the test split with the package's
-COCO evaluator (mmdet ``CocoMetric``), and print them side by side (issue 8; also issue 3's GPU
-records).
+COCO evaluator (mmdet ``CocoMetric``), and print them side by side (the records of
+``benchmarks/README.md`` and ``benchmarks/bccd_detection.md``).
 
     python benchmarks/bccd_budget.py CONFIG [CONFIG ...] [--budget 240] [--amp]
         [--data-root data/bccd] [--split-prefix imagesets_] [--work-dir work_dirs/bccd_budget]
@@ -9,7 +9,7 @@ records).
 For every config the script writes a derived config into ``<work-dir>/<name>/`` with
 
 * the data paths of ``--data-root`` / ``--split-prefix`` (``imagesets_`` is BCCD's own
-  ImageSets split 205 / 87 / 72 of issue 8, ``''`` the study's 256 / 74 / 34 split);
+  ImageSets split 205 / 87 / 72, ``''`` the study's 256 / 74 / 34 split);
 * ``TimeBudgetHook(budget_s=--budget)`` (an existing one keeps its lr schedule), so training
   ends at the first epoch boundary past the budget and the last checkpoint is kept;
 * with ``--from-scratch`` (the default, since no pretrained weights are reachable here) no

@@ -1,5 +1,5 @@
 """How fast a detection config's training pipeline produces samples on this machine's CPU
-(issue 8: with a small detector on a GPU, the loader can bound the step).
+(with a small detector on a GPU, the loader can bound the step).
 
     python benchmarks/bccd_loader_speed.py CONFIG [CONFIG ...] [--data-root data/bccd]
         [--split-prefix imagesets_] [--samples 200] [--workers 0] [--batch 32] [--out F]

@@ -1,4 +1,4 @@
-"""Time one training iteration of a detection budget config (issue 8: RTMDet, Sparse R-CNN) with
+"""Time one training iteration of a detection budget config (RTMDet, Sparse R-CNN) with
 stock mmdet / mmengine pieces and with mmbloodcell's, and count the operators each dispatches.
 
     python benchmarks/rtmdet_step_speed.py [--device cpu|cuda] [--batch 32] [--size 640]

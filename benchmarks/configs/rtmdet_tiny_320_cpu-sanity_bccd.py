@@ -1,5 +1,5 @@
-# CPU sanity run of the RTMDet budget recipe (issue 8) at 320 px, batch 8, one loader worker,
-# 600 s: does the from-scratch recipe learn on the 2-core developer machine? (benchmarks/README.md)
+# CPU sanity run of the RTMDet budget recipe at 320 px, batch 8, one loader worker, 600 s:
+# does the from-scratch recipe learn on a 2-core CPU machine? (benchmarks/README.md)
 #   python benchmarks/bccd_budget.py benchmarks/configs/rtmdet_tiny_320_cpu-sanity_bccd.py \
 #       --budget 600 --data-root data/bccd
 # The control with mmdet's / mmengine's stock pieces adds (to the same command):

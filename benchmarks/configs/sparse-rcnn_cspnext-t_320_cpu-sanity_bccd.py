@@ -1,6 +1,6 @@
-# CPU sanity run of the Sparse R-CNN budget recipe (issue 8) at 320 px, batch 8, one loader
-# worker, 600 s, as benchmarks/configs/rtmdet_tiny_320_cpu-sanity_bccd.py does for RTMDet: does
-# the from-scratch recipe learn on the 2-core developer machine?
+# CPU sanity run of the Sparse R-CNN budget recipe at 320 px, batch 8, one loader worker,
+# 600 s, as benchmarks/configs/rtmdet_tiny_320_cpu-sanity_bccd.py does for RTMDet: does the
+# from-scratch recipe learn on a 2-core CPU machine?
 #   python benchmarks/bccd_budget.py benchmarks/configs/sparse-rcnn_cspnext-t_320_cpu-sanity_bccd.py \
 #       --budget 600 --data-root data/bccd
 _base_ = [

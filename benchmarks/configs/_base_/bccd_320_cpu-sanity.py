@@ -1,5 +1,5 @@
-# The budget recipe (configs/_base_/bccd_240s-budget.py) scaled down for sanity runs on the 2-core
-# developer machine: 320 px, batch 8, one loader worker, a 600 s budget (benchmarks/README.md).
+# The budget recipe (configs/_base_/bccd_240s-budget.py) scaled down for sanity runs on a 2-core
+# CPU machine: 320 px, batch 8, one loader worker, a 600 s budget (benchmarks/README.md).
 _base_ = ['../../../configs/_base_/bccd_240s-budget.py']
 S = 320
 train_pipeline = [

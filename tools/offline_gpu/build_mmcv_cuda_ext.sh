@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Build mmcv 2.1.0's compiled ops WITH CUDA for the lent GPU machine (H100/H200: sm_90, CPython
-# 3.12, torch 2.11.0+cu130) here, on a machine without a GPU, so that device calls load them
-# (tools/gpu_prep.sh, from .gpu/ext/) instead of spending 4 of their minutes building them.
-#   bash tools/build_mmcv_cuda_ext.sh [OUT_DIR=.gpucache/ext]
+# Build mmcv 2.1.0's compiled ops WITH CUDA for an offline GPU machine (H100/H200: sm_90,
+# CPython 3.12, torch 2.11.0+cu130) here, on a machine without a GPU, so that the GPU machine
+# loads them (tools/offline_gpu/gpu_prep.sh, from .gpu/ext/) instead of building them there
+# (4 minutes). tools/offline_gpu/run_benchmarks.sh stage copies OUT_DIR to .gpu/ext/.
+#   bash tools/offline_gpu/build_mmcv_cuda_ext.sh [OUT_DIR=.gpucache/ext]
 # Needs: python3.12 (PYTHON312=...), pip access to PyPI, and the project's .venv
 # (tools/setup_env.sh), whose torch 2.11.0 wheel brought the CUDA 13 runtime headers and
 # libraries (nvidia/cu13). Fetches: torch 2.11.0 for CPython 3.12 (no deps) and CUDA 13.0's
 # compiler as NVIDIA's PyPI wheels (nvcc, nvvm, crt, cccl). About an hour on 2 cores.
 # The result is checked here as far as a CPU allows: it loads next to torch 2.11.0 under
-# CPython 3.12 and its CPU nms runs; its CUDA kernels are checked by setup-gpu.sh on the device.
+# CPython 3.12 and its CPU nms runs; setup-gpu.sh checks its CUDA kernels on the GPU machine.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 out="$(mkdir -p "${1:-$ROOT/.gpucache/ext}" && cd "${1:-$ROOT/.gpucache/ext}" && pwd)"
 work="${WORK:-/tmp/mmcv_cuda_build}"
 py312="${PYTHON312:-}"
@@ -27,7 +28,7 @@ nvidia_dir="$(dirname "$venv_cuda")"
 sdist="${MMCV_SDIST:-$ROOT/../shared/gpu/wheels/mmcv-2.1.0.tar.gz}"
 say() { printf '[build_mmcv_cuda_ext] %s\n' "$*"; }
 mkdir -p "$work/wheels"
-fetch() {  # wheels for the device's platform and Python
+fetch() {  # wheels for the GPU machine's platform and Python
   "$ROOT/.venv/bin/python" -m pip download -q --no-deps --only-binary=:all: \
     --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$work/wheels" "$@"
@@ -72,7 +73,7 @@ say "building (log: $work/build.log)"
     "$venv/bin/python" setup.py build_ext --inplace > "$work/build.log" 2>&1 ) \
   || { tail -40 "$work/build.log"; exit 1; }
 so="$(ls "$src"/mmcv/_ext*.so)"
-strip --strip-debug "$so"  # the build's -g: hundreds of MB of debug info nobody reads there
+strip --strip-debug "$so"  # the build's -g: hundreds of MB of debug info, not needed to run
 "$venv/bin/python" - "$so" <<'PY'
 import importlib.machinery, importlib.util, sys
 import torch

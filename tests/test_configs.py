@@ -99,3 +99,24 @@ def test_config_builds(path, cnmc_root, tmp_path):
         for split, pipeline in _pipelines(cfg):
             transforms = Compose(pipeline)
             assert len(transforms.transforms) == len(pipeline), f'{path}: {split}'
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
+def test_test_split(path):
+    """The test loader, derived from the val loader in the dataset bases, reads the test split:
+    BCCD's test annotations; C-NMC's preliminary test set without the training folds and the
+    patient split (which would select from the test cells too)."""
+    cfg = Config.fromfile(path)
+    test = cfg.get('test_dataloader')
+    if not test:
+        pytest.skip('no test loader')
+    if cfg.default_scope == 'mmdet':
+        assert test.dataset.ann_file == 'annotations/test.json', path
+        assert cfg.test_evaluator.ann_file == cfg.data_root + 'annotations/test.json', path
+    else:
+        assert test.dataset.split == 'prelim_test', path
+        assert 'folds' not in test.dataset and 'patient_split' not in test.dataset, path
+    val = cfg.get('val_dataloader')
+    if val:
+        assert val.dataset != test.dataset, f'{path}: the test loader reads the val split'
+        assert val.sampler == test.sampler and val.batch_size == test.batch_size, path

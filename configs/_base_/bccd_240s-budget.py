@@ -40,7 +40,7 @@ train_dataloader = dict(
                               filter_cfg=dict(filter_empty_gt=True, min_size=1),
                               pipeline=train_pipeline)))
 val_dataloader = dict(num_workers=4, dataset=dict(pipeline=test_pipeline))
-test_dataloader = dict(num_workers=4, dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
 
 # epochs are an upper bound: TimeBudgetHook ends training when the budget is spent
 max_epochs = 1000

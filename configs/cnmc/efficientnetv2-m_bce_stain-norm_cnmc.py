@@ -5,16 +5,12 @@ _base_ = [
     '../_base_/datasets/cnmc_stain-norm.py',
     '../_base_/schedules/cnmc_adam.py',
     '../_base_/cls_runtime.py',
+    '../_base_/models/binary_cls.py',
 ]
 
 model = dict(
-    type='ImageClassifier',
     # the pretrained weights expect inputs scaled to [-1, 1], RGB
-    data_preprocessor=dict(
-        type='ClsDataPreprocessor',
-        mean=[127.5, 127.5, 127.5],
-        std=[127.5, 127.5, 127.5],
-        to_rgb=True),
+    data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5]),
     backbone=dict(
         type='EfficientNetV2',
         arch='m',
@@ -23,9 +19,5 @@ model = dict(
             checkpoint='https://download.openmmlab.com/mmclassification/v0/efficientnetv2/'
             'efficientnetv2-m_3rdparty_in1k_20221220-9dc0c729.pth',
             prefix='backbone')),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='BinaryClsHead',
-        in_channels=1280,
-        hidden_channels=256,
-        loss=dict(type='WeightedBCELoss', class_weight=None)))
+    head=dict(in_channels=1280,
+              loss=dict(_delete_=True, type='WeightedBCELoss', class_weight=None)))

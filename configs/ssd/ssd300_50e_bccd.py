@@ -8,26 +8,16 @@ _base_ = [
 input_size = 300
 model = dict(bbox_head=dict(type='ConfigurableSSDHead', num_classes=3))
 
+# the dataset base's pipelines (the study's augmentation), resized to 300x300 without keeping
+# the aspect ratio: a list is replaced whole
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='RandomCrop', crop_size=(0.8, 0.8), crop_type='relative_range',
-         allow_negative_crop=False),
-    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
-    dict(type='RandomFlip', prob=0.5, direction=['horizontal', 'vertical']),
-    dict(type='PhotoMetricDistortion', brightness_delta=32, contrast_range=(0.8, 1.2),
-         saturation_range=(0.7, 1.3), hue_delta=10),
-    dict(type='GaussianNoise', prob=0.3, std_range=(2.0, 8.0)),
-    dict(type='RandomGaussianBlur', prob=0.2, sigma_range=(0.3, 1.2)),
-    dict(type='PackDetInputs')
+    dict(t, scale=(input_size, input_size), keep_ratio=False) if t['type'] == 'Resize' else t
+    for t in _base_.train_pipeline
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
+    dict(t, scale=(input_size, input_size), keep_ratio=False) if t['type'] == 'Resize' else t
+    for t in _base_.test_pipeline
 ]
 train_dataloader = dict(batch_size=8, batch_sampler=None, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader

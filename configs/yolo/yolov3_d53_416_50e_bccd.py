@@ -1,4 +1,7 @@
-# YOLOv3 with a Darknet-53 backbone (mmdet's YOLO family), 416 px input.
+# YOLOv3 with a Darknet-53 backbone, 416 px input: the model of mmdet's
+# yolo/yolov3_d53_8xb8-320-273e_coco.py for 3 classes.
+# mmengine refuses a key that two bases define, so an mmdet config (with its own dataset,
+# schedule and runtime) cannot be a base beside the BCCD ones: the model is restated.
 _base_ = [
     '../_base_/datasets/bccd_detection.py', '../_base_/schedules/det_sgd_50e.py',
     '../_base_/det_runtime.py'
@@ -43,27 +46,12 @@ model = dict(
         nms_pre=1000, min_bbox_size=0, score_thr=0.05, conf_thr=0.005,
         nms=dict(type='nms', iou_threshold=0.45), max_per_img=100))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='RandomCrop', crop_size=(0.8, 0.8), crop_type='relative_range',
-         allow_negative_crop=False),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5, direction=['horizontal', 'vertical']),
-    dict(type='PhotoMetricDistortion', brightness_delta=32, contrast_range=(0.8, 1.2),
-         saturation_range=(0.7, 1.3), hue_delta=10),
-    dict(type='GaussianNoise', prob=0.3, std_range=(2.0, 8.0)),
-    dict(type='RandomGaussianBlur', prob=0.2, sigma_range=(0.3, 1.2)),
-    dict(type='PackDetInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
-]
+# the dataset base's pipelines (the study's augmentation) at 416x416: a list is replaced whole
+train_pipeline = [dict(t, scale=img_scale) if t['type'] == 'Resize' else t
+                  for t in _base_.train_pipeline]
+test_pipeline = [dict(t, scale=img_scale) if t['type'] == 'Resize' else t
+                 for t in _base_.test_pipeline]
 train_dataloader = dict(batch_size=8, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
 optim_wrapper = dict(optimizer=dict(lr=1e-3))

@@ -1,4 +1,7 @@
-# YOLOF (Chen et al., CVPR 2021): ResNet-50 C5 + dilated encoder, one level, Focal + GIoU.
+# YOLOF (Chen et al., CVPR 2021): ResNet-50 C5 + dilated encoder, one level, Focal + GIoU: the
+# model of mmdet's yolof/yolof_r50-c5_8xb8-1x_coco.py for 3 classes.
+# mmengine refuses a key that two bases define, so an mmdet config (with its own dataset,
+# schedule and runtime) cannot be a base beside the BCCD ones: the model is restated.
 _base_ = [
     '../_base_/datasets/bccd_detection.py', '../_base_/schedules/det_sgd_50e.py',
     '../_base_/det_runtime.py'

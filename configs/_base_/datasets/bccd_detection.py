@@ -67,22 +67,9 @@ val_dataloader = dict(
         test_mode=True,
         pipeline=test_pipeline,
         backend_args=backend_args))
+# the test split: val's loader and dataset with the test annotations
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        check_images=True,
-        max_image_size=max_image_size,
-        data_root=data_root,
-        ann_file='annotations/test.json',
-        data_prefix=dict(img='JPEGImages/'),
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
+    val_dataloader, dataset=dict(val_dataloader['dataset'], ann_file='annotations/test.json'))
 
 # One evaluator for every detector: COCO mAP, mAP50, mAP75, mAP_s/m/l and per-class AP.
 val_evaluator = dict(
@@ -92,10 +79,4 @@ val_evaluator = dict(
     classwise=True,
     format_only=False,
     backend_args=backend_args)
-test_evaluator = dict(
-    type='CocoMetric',
-    ann_file=data_root + 'annotations/test.json',
-    metric='bbox',
-    classwise=True,
-    format_only=False,
-    backend_args=backend_args)
+test_evaluator = dict(val_evaluator, ann_file=data_root + 'annotations/test.json')

@@ -83,21 +83,10 @@ val_dataloader = dict(
         patient_split=dict(ratio=patient_split_ratio, subset='val', seed=patient_split_seed),
         test_mode=True,
         pipeline=test_pipeline))
-test_dataloader = dict(
-    batch_size=32,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(
-        type=dataset_type,
-        check_images=True,
-        check_cells=True,
-        max_image_size=max_image_size,
-        data_root=data_root,
-        split='prelim_test',
-        test_mode=True,
-        pipeline=test_pipeline))
+# the test split, the labelled preliminary test set: val's loader and dataset, without the
+# training folds and the patient split (they would select from the test cells too)
+test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], split='prelim_test'))
+del test_dataloader['dataset']['folds'], test_dataloader['dataset']['patient_split']
 
 val_evaluator = dict(type='BinaryClassificationMetric')
 test_evaluator = val_evaluator

@@ -1,6 +1,10 @@
 # RTMDet-tiny (Lyu et al., 2022) for BCCD's 3 classes, from scratch (no pretrained weights): BN/SiLU
 # CSPNeXt + CSPNeXtPAFPN + the shared-conv head, with the batched target assignment
-# (BatchRTMDetSepBNHead + BatchDynamicSoftLabelAssigner: mmdet's targets and losses).
+# (BatchRTMDetSepBNHead + BatchDynamicSoftLabelAssigner: mmdet's targets and losses). Against
+# the model of mmdet's rtmdet/rtmdet_tiny_8xb32-300e_coco.py: BN instead of SyncBN, no
+# ImageNet backbone, the batched head and assigner, inputs padded to /32, 100 boxes per image.
+# It is restated: an mmdet config brings its dataset, schedule and runtime, and mmengine
+# refuses a key that two bases define.
 norm_cfg = dict(type='BN')  # SyncBN would be reverted anyway on one GPU
 act_cfg = dict(type='SiLU', inplace=True)
 model = dict(
@@ -28,4 +32,3 @@ model = dict(
                    pos_weight=-1, debug=False),
     test_cfg=dict(nms_pre=30000, min_bbox_size=0, score_thr=0.001,
                   nms=dict(type='nms', iou_threshold=0.65), max_per_img=100))
-

@@ -1,5 +1,9 @@
 # Sparse R-CNN R-50-FPN (Sun et al., CVPR 2021) with the study's supervision: Focal
-# classification + L1 + GIoU box losses, matched by a Hungarian assigner with the same costs.
+# classification + L1 + GIoU box losses, matched by a Hungarian assigner with the same costs:
+# the model of mmdet's sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py for 3 classes, costs in
+# float32.
+# mmengine refuses a key that two bases define, so an mmdet config (with its own dataset,
+# schedule and runtime) cannot be a base beside the BCCD ones: the model is restated.
 num_stages = 6
 num_proposals = 100
 num_classes = 3  # RBC, WBC, Platelets

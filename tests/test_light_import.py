@@ -19,11 +19,6 @@ PACKAGE = osp.join(REPO, 'mmbloodcell')
 HEAVY = frozenset({'urllib', 'zipfile', 'argparse'})
 #: Modules allowed to import some of ``HEAVY``, relative to the repository.
 ALLOWED = {'mmbloodcell/apis/cli.py': {'argparse'}}
-#: Package modules that still import some of ``HEAVY`` and are to move out of the package or
-#: drop the import; the test fails when an entry is no longer needed, so the list only shrinks.
-PENDING = {
-    'mmbloodcell/apis/benchmark.py': {'argparse'},  # harness of benchmarks/cnmc_throughput.py
-}
 
 
 def heavy_imports(path: str) -> set:
@@ -74,14 +69,11 @@ def test_scanner_sees_every_form(tmp_path):
 def test_package_modules_import_no_downloader_archive_or_parser():
     found = {rel: heavy_imports(path) for rel, path in package_modules()}
     found = {rel: names for rel, names in found.items() if names}
-    bad = {rel: sorted(names - ALLOWED.get(rel, set()) - PENDING.get(rel, set()))
+    bad = {rel: sorted(names - ALLOWED.get(rel, set()))
            for rel, names in found.items()}
     bad = {rel: names for rel, names in bad.items() if names}
     assert not bad, (f'package modules import {bad}: move the converter / harness code to '
                      'tools/ or benchmarks/ (see tools/dataset_converters/bccd_to_coco.py)')
-    stale = {rel: sorted(names - found.get(rel, set())) for rel, names in PENDING.items()}
-    stale = {rel: names for rel, names in stale.items() if names}
-    assert not stale, f'no longer imported, remove from PENDING: {stale}'
 
 
 def test_import_mmbloodcell_loads_only_light_modules():

@@ -50,7 +50,7 @@ def parse_args(argv=None):
     p.add_argument('--budget', type=float, default=240.0, help='training seconds per model')
     p.add_argument('--data-root', default='data/bccd', help="the converter's output folder")
     p.add_argument('--split-prefix', default='imagesets_',
-                   help="'imagesets_' (BCCD's ImageSets split, issue 8) or '' (256/74/34)")
+                   help="'imagesets_' (BCCD's ImageSets split) or '' (256/74/34)")
     p.add_argument('--work-dir', default='work_dirs/bccd_budget')
     p.add_argument('--amp', action='store_true', help='train with AMP (tools/train.py --amp)')
     p.add_argument('--pretrained', dest='from_scratch', action='store_false',

@@ -1,4 +1,4 @@
-# The wall-clock budget recipe for BCCD detection from scratch (issue 8), everything but the
+# The wall-clock budget recipe for BCCD detection from scratch, everything but the
 # model: native 640 px, mosaic + mix-up + HSV + flips + scale jitter, the lr on the wall clock
 # (TimeBudgetHook: warm-up, cosine over the budget, stop at the first epoch boundary past it),
 # EMA, fused AdamW over 2 parameter groups, many loader workers, one validation at the end.

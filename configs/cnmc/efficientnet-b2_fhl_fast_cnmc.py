@@ -1,4 +1,4 @@
-# efficientnet-b2_fhl_cnmc.py trained on the fast path of issue 8: the same model, loss,
+# efficientnet-b2_fhl_cnmc.py trained on the fast GPU path: the same model, loss,
 # optimiser and schedule (checkpoints are interchangeable), with the training step captured as
 # one CUDA graph, channels-last weights and bfloat16 autocast (no loss scaler). See
 # FastImageClassifier; benchmarks/cnmc_throughput.py measures it against the stock step and

@@ -1,4 +1,4 @@
-# Issue 8's fast detector: RTMDet-tiny (Lyu et al., 2022) trained FROM SCRATCH on BCCD for a
+# The fast budget detector: RTMDet-tiny (Lyu et al., 2022) trained FROM SCRATCH on BCCD for a
 # fixed wall-clock budget (default 240 s on one GPU), to compare with ultralytics YOLOv8n under
 # the same budget (benchmarks/bccd_budget.py). The levers, relative to the study's Sparse R-CNN:
 #   - native 640x480 inputs (mmdet's COCO default 1333x800 only costs time on 640x480 smears);

@@ -1,4 +1,4 @@
-# Issue 8's Sparse R-CNN-family budget detector: Sparse R-CNN (Sun et al., CVPR 2021) with the
+# A Sparse R-CNN-family budget detector: Sparse R-CNN (Sun et al., CVPR 2021) with the
 # study's supervision (Focal + L1 + GIoU, Hungarian matching), trained FROM SCRATCH on BCCD
 # within the same wall-clock budget as the RTMDet budget config and YOLOv8n (240 s on one GPU).
 # It shares the RTMDet budget config's recipe (configs/_base_/bccd_240s-budget.py: native 640

@@ -1,6 +1,6 @@
 # EfficientNet-B2 from timm (through mmpretrain's TIMMBackbone) with the study's head and the
 # Focal Hinge Loss; otherwise as efficientnet-b2_fhl_cnmc.py. timm's implementation infers
-# ~1.4x faster than mmpretrain's at batch 256 in fp16 (benchmarks/cnmc_classification.md):
+# 1.46x faster than mmpretrain's at batch 256 in fp32 (benchmarks/cnmc_classification.md):
 # symmetric PyTorch padding instead of mmpretrain's TF-style adaptive padding (an extra pad
 # per convolution) and fused SiLU. The two are different weight layouts: this config's
 # checkpoints do not load into efficientnet-b2_fhl_cnmc.py and vice versa.

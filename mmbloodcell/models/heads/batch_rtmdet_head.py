@@ -1,5 +1,5 @@
 """RTMDet head whose training targets are assigned for the whole batch at once."""
-from typing import List, Optional
+from typing import List
 
 import torch
 from mmdet.models.dense_heads import RTMDetSepBNHead

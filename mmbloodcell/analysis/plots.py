@@ -32,14 +32,16 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from mmbloodcell.datasets.cnmc import CNMC_CLASSES
+from mmbloodcell.models.heads.binary_cls_head import positive_prob
+
 __all__ = [
     'save_figure', 'figure_to_png', 'plot_training_curves', 'coco_pr_curves', 'plot_pr_curves',
     'classification_arrays', 'roc_curve', 'plot_roc_curve', 'plot_confusion_matrix',
     'plot_detection_samples', 'plot_classification_samples', 'is_detection_preds',
-    'is_classification_preds', 'CLS_CLASSES'
+    'is_classification_preds'
 ]
 
-CLS_CLASSES = ('hem', 'all')  # C-NMC labels 0 and 1
 _SKIP_KEYS = {'step', 'epoch', 'iter', 'time', 'data_time', 'memory'}
 
 
@@ -384,17 +386,12 @@ def classification_arrays(preds: Sequence[dict]) -> Tuple[np.ndarray, np.ndarray
     ``prob > 0.5``)."""
     gt, prob, pred = [], [], []
     for i, p in enumerate(preds):
-        if 'pred_prob' in p:
-            q = float(_np(p['pred_prob']).reshape(-1)[0])
-        elif 'pred_score' in p:
-            score = _np(p['pred_score']).reshape(-1)
-            if score.size != 2:
-                raise ValueError(f"sample {p.get('img_path', i)}: pred_score has {score.size} "
-                                 f'classes; the ROC curve is drawn for binary models')
-            q = float(score[1])
-        else:
-            raise KeyError(f"sample {p.get('img_path', i)}: no pred_prob / pred_score; dump "
-                           f'classification results with tools/test.py --out preds.pkl')
+        try:
+            q = float(positive_prob(p))
+        except ValueError as e:
+            raise ValueError(f"sample {p.get('img_path', i)}: {e}; the ROC curve is drawn for "
+                             f'binary models, dump their results with tools/test.py --out '
+                             f'preds.pkl') from e
         prob.append(q)
         pred.append(int(_np(p['pred_label']).reshape(-1)[0]) if 'pred_label' in p else
                     int(q > 0.5))
@@ -454,7 +451,7 @@ def plot_roc_curve(gt: np.ndarray, prob: np.ndarray, threshold: float = 0.5,
     return fig
 
 
-def plot_confusion_matrix(cm, class_names: Sequence[str] = CLS_CLASSES,
+def plot_confusion_matrix(cm, class_names: Sequence[str] = CNMC_CLASSES,
                           title: str = '') -> Figure:
     """The confusion matrix (rows = ground truth, columns = prediction), counts and row
     percentages in the cells."""
@@ -506,11 +503,12 @@ def plot_detection_samples(preds: Sequence[dict], classes: Sequence[str],
                            title: str = '') -> Figure:
     """A grid of the first ``num`` images with their predicted boxes (score >= ``score_thr``,
     coloured per class, with the per-class count banner of
-    :func:`mmbloodcell.apis.detection.draw_detections`) over the ground-truth boxes (thin
+    :func:`mmbloodcell.visualization.draw_detections`) over the ground-truth boxes (thin
     white). Images that cannot be read are listed in a text cell instead."""
     import cv2
 
-    from mmbloodcell.apis.detection import draw_detections
+    from mmbloodcell.structures import instances_to_detections
+    from mmbloodcell.visualization import draw_detections
     if not preds:
         raise ValueError('plot_detection_samples: no predictions')
     chosen = list(preds[:num])
@@ -533,12 +531,7 @@ def plot_detection_samples(preds: Sequence[dict], classes: Sequence[str],
                 cv2.rectangle(bgr, (int(x1), int(y1)), (int(x2), int(y2)), (255, 255, 255), 1)
             gt_counts = ', '.join(f'{c} {int((gt_labels == k).sum())}'
                                   for k, c in enumerate(classes))
-        inst = p['pred_instances']
-        boxes, scores, labels = (_np(inst['bboxes']).reshape(-1, 4), _np(inst['scores']),
-                                 _np(inst['labels']))
-        dets = [dict(label=int(lab), score=float(s), bbox=[float(v) for v in box],
-                     **{'class': classes[int(lab)]})
-                for box, s, lab in zip(boxes, scores, labels) if s >= score_thr]
+        dets = instances_to_detections(p['pred_instances'], classes, score_thr)
         drawn = draw_detections(bgr, dets, classes)
         ax.imshow(drawn[:, :, ::-1])
         caption = osp.basename(path)
@@ -551,7 +544,7 @@ def plot_detection_samples(preds: Sequence[dict], classes: Sequence[str],
 
 
 def plot_classification_samples(preds: Sequence[dict], num: int = 8, cols: int = 4,
-                                class_names: Sequence[str] = CLS_CLASSES,
+                                class_names: Sequence[str] = CNMC_CLASSES,
                                 title: str = '') -> Figure:
     """A grid of the first ``num`` cells, each captioned with ``p(all)``, the predicted label
     and the ground truth (green when right, red when wrong, black when unlabelled)."""

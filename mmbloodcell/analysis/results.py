@@ -10,8 +10,9 @@ from typing import Dict, List, Optional, Sequence
 
 from mmengine.config import Config
 
+from mmbloodcell.datasets.cnmc import CNMC_CLASSES
 from .logs import latest_training_log
-from .plots import (CLS_CLASSES, classification_arrays, coco_pr_curves, is_classification_preds,
+from .plots import (classification_arrays, coco_pr_curves, is_classification_preds,
                     is_detection_preds, plot_classification_samples, plot_confusion_matrix,
                     plot_detection_samples, plot_pr_curves, plot_roc_curve,
                     plot_training_curves, save_figure)
@@ -152,14 +153,14 @@ def result_figures(preds: Sequence[dict], cfg: Optional[Config] = None,
         if labelled.any():
             import numpy as np
             cm = np.bincount(2 * gt[labelled] + pred[labelled], minlength=4).reshape(2, 2)
-            figs['confusion_matrix'] = plot_confusion_matrix(cm, CLS_CLASSES, title=title)
+            figs['confusion_matrix'] = plot_confusion_matrix(cm, CNMC_CLASSES, title=title)
         figs['samples'] = plot_classification_samples(preds, num=num_samples, title=title)
         return figs
     if binary_metrics_json:
         with open(binary_metrics_json) as f:
             doc = json.load(f)
         figs['confusion_matrix'] = plot_confusion_matrix(doc['confusion_matrix']['matrix'],
-                                                         CLS_CLASSES, title=title)
+                                                         CNMC_CLASSES, title=title)
     return figs
 
 

@@ -1,27 +1,27 @@
 """Inference on image files: cell detection (BCCD) and leukemia classification (C-NMC).
 
-Two model wrappers built on the downstream libraries' inference APIs:
+- :class:`CellDetector` is mmdet's :class:`~mmdet.apis.DetInferencer` with what counting cells
+  needs: strict weight loading, a score threshold that decides which boxes are kept (the
+  model's own ``test_cfg.score_thr`` is lowered to it), folders read in natural order, and
+  :class:`~mmbloodcell.visualization.CellDetVisualizer` drawing (boxes and a count banner).
+- :class:`CellClassifier` is mmpretrain's
+  :class:`~mmpretrain.apis.ImageClassificationInferencer` for binary C-NMC classifiers, a single
+  model (``BinaryClsHead``: ``pred_prob``; a 2-class softmax head: ``pred_score[1]``) or an
+  :class:`~mmbloodcell.models.classifiers.EnsembleClassifier`, with strict weight loading, a
+  decision threshold and Grad-CAM maps (:mod:`mmbloodcell.apis.gradcam`).
 
-- :class:`CellDetector`: mmdet's :func:`~mmdet.apis.init_detector` builds the detector,
-  :func:`~mmdet.apis.inference_detector` runs it with the config's test pipeline (image
-  loading from an array, annotation loading removed). Boxes are read with
-  :func:`~mmbloodcell.apis.detection.detections_to_list`.
-- :class:`CellClassifier`: mmpretrain's :func:`~mmpretrain.apis.get_model` (``init_model``)
-  builds the classifier, :class:`~mmpretrain.apis.ImageClassificationInferencer` supplies the
-  test pipeline (``LoadImageFromFile`` removed) and the forward pass. Works for a single model
-  (``BinaryClsHead``: ``pred_prob``; a 2-class softmax head: ``pred_score[1]``) and for an
-  :class:`~mmbloodcell.models.classifiers.EnsembleClassifier`. Optional Grad-CAM maps
-  (:mod:`mmbloodcell.apis.gradcam`).
-
-Both load checkpoints with mmengine's ``load_checkpoint`` in **strict** mode (a checkpoint of
-another architecture is an error, not a silent partial load) and decode every image here,
-once, so that a bad file becomes a per-image error with its reason (:func:`read_image`)
-instead of stopping the run.
+Both take the config's test pipeline (:func:`mmdet.utils.get_test_pipeline_cfg`) without its
+file loader: :func:`read_image` decodes every image once, as the config's loader would, so that
+a bad file becomes a per-image error with its reason instead of stopping the run. Neither
+leaves a global mmengine instance behind: the default scope is overwritten only while they
+build, and the detector's visualizer is its own (not ``Visualizer.get_instance``), so a
+``Runner`` built later in the same process is not changed by them.
 
 :func:`run_detection` and :func:`run_classification` process a list of files and folders and
 write the result files of ``mmbloodcell detect`` / ``mmbloodcell classify``
 (:mod:`mmbloodcell.apis.cli`); their docstrings give the file formats.
 """
+import contextlib
 import copy
 import csv
 import json
@@ -35,25 +35,29 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import mmcv
 import numpy as np
-import torch
-from mmengine.config import Config
-from mmengine.dataset import default_collate
+from mmdet.apis import DetInferencer
+from mmdet.utils import get_test_pipeline_cfg
+from mmengine.config import Config, ConfigDict
+from mmengine.device import get_device
+from mmengine.fileio import list_dir_or_file
 from mmengine.registry import DefaultScope
-from mmengine.runner.checkpoint import load_checkpoint
+from mmengine.runner.checkpoint import _load_checkpoint_to_model, load_checkpoint
 from mmengine.utils import ProgressBar
+from mmpretrain.apis import ImageClassificationInferencer
 
 import mmbloodcell  # noqa: F401  (registers the modules, allows safe checkpoint loading)
-from mmbloodcell.apis.detection import (count_cells, detections_to_list, draw_detections,
-                                        palette_to_bgr)
 from mmbloodcell.apis.gradcam import GradCAM, cam_to_image, overlay_cam
 from mmbloodcell.apis.runner import merge_cfg_options
-from mmbloodcell.datasets.cnmc import CNMCDataError, parse_cnmc_name
+from mmbloodcell.datasets.cnmc import CNMC_CLASSES, CNMCDataError, parse_cnmc_name
 from mmbloodcell.datasets.image_checks import check_image_file
 from mmbloodcell.datasets.transforms.cell import cell_image_warnings
 from mmbloodcell.evaluation.metrics.binary_metrics import patient_votes
+from mmbloodcell.models.heads.binary_cls_head import positive_prob
+from mmbloodcell.structures import count_cells, instances_to_detections
 # Extensions picked up when a folder is given (case-insensitive). Files named explicitly are
 # always tried, whatever their extension.
 from mmbloodcell.utils.paths import IMAGE_EXTENSIONS, natural_key
+from mmbloodcell.visualization import CellDetVisualizer
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'expand_images', 'read_image', 'output_stems', 'CellDetector',
@@ -64,46 +68,48 @@ __all__ = [
 #: ``CKPT`` values meaning "no checkpoint" (an ensemble whose config names its members').
 NO_CHECKPOINT = ('-', 'none', '')
 
-_LOADERS = ('LoadImageFromFile', 'mmdet.LoadImageFromFile', 'mmcv.LoadImageFromFile',
-            'mmpretrain.LoadImageFromFile')
-
 
 # ----------------------------------------------------------------------------------------------
 # Files
 # ----------------------------------------------------------------------------------------------
 
-def expand_images(inputs: Union[str, Sequence[str]]) -> Tuple[List[str], bool]:
-    """Files as given, folders expanded (recursively, in natural order: ``2.bmp`` before
-    ``10.bmp``) to their images.
+def _walk_order(rel_path: str) -> list:
+    """Sort key of a path inside a folder: natural order, a folder's own files before its
+    sub-folders (the order of a top-down walk)."""
+    parts = rel_path.replace('\\', '/').split('/')
+    return [(1, natural_key(p)) for p in parts[:-1]] + [(0, natural_key(parts[-1]))]
+
+
+def expand_images(inputs) -> Tuple[list, bool]:
+    """Inputs as given, folders expanded (recursively, with mmengine's ``list_dir_or_file``) to
+    their images in natural order: ``2.bmp`` before ``10.bmp``, a folder's files before its
+    sub-folders.
 
     Args:
-        inputs (str | Sequence[str]): Image files and / or folders.
+        inputs (str | np.ndarray | Sequence): Image files, folders, or what the inferencers
+            take besides (arrays, ``dict(img=...)``), passed through.
 
     Returns:
-        tuple: the image paths (a missing path is kept, :func:`read_image` reports it) and
-        whether any input was a folder.
+        tuple: the inputs (a missing path is kept, :func:`read_image` reports it) and whether
+        any input was a folder.
     """
-    if isinstance(inputs, str):
+    if isinstance(inputs, (str, np.ndarray, dict)):
         inputs = [inputs]
-    paths: List[str] = []
+    out: list = []
     any_folder = False
     for item in inputs:
-        if osp.isdir(item):
+        if isinstance(item, str) and osp.isdir(item):
             any_folder = True
-            found = []
-            for root, dirs, files in os.walk(item):
-                dirs.sort(key=natural_key)
-                for name in sorted(files, key=natural_key):
-                    if name.lower().endswith(IMAGE_EXTENSIONS):
-                        found.append(osp.join(root, name))
-            paths.extend(found)
+            found = [p for p in list_dir_or_file(item, list_dir=False, recursive=True)
+                     if p.lower().endswith(IMAGE_EXTENSIONS)]
+            out.extend(osp.join(item, p) for p in sorted(found, key=_walk_order))
         else:
-            paths.append(item)
-    return paths, any_folder
+            out.append(item)
+    return out, any_folder
 
 
-def read_image(path: str, color_type: str = 'color', backend: str = 'cv2',
-               to_float32: bool = False) -> Tuple[Optional[np.ndarray], Optional[str]]:
+def read_image(path: str, color_type: str = 'color',
+               backend: str = 'cv2') -> Tuple[Optional[np.ndarray], Optional[str]]:
     """Decode an image file as the configs' ``LoadImageFromFile`` does (``mmcv.imfrombytes``).
 
     Returns:
@@ -125,8 +131,6 @@ def read_image(path: str, color_type: str = 'color', backend: str = 'cv2',
         return None, f'cannot be decoded ({type(e).__name__}: {e})'
     if img is None or img.size == 0:
         return None, f'cannot be decoded by {backend}'
-    if to_float32:
-        img = img.astype(np.float32)
     return img, None
 
 
@@ -159,7 +163,7 @@ def _progress(total: int, enabled: bool) -> Optional[ProgressBar]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Config helpers
+# Config and checkpoint
 # ----------------------------------------------------------------------------------------------
 
 def _load_config(config: Union[str, Config], cfg_options: Optional[dict]) -> Config:
@@ -178,44 +182,53 @@ def _config_name(config) -> str:
     return config if isinstance(config, str) else getattr(config, 'filename', None) or '<Config>'
 
 
+def _type_name(step) -> str:
+    kind = step.get('type', '')
+    return (kind.__name__ if isinstance(kind, type) else str(kind)).split('.')[-1]
+
+
 def _test_pipeline(cfg: Config, where: str) -> list:
-    dataset = cfg.get('test_dataloader', {}) or {}
-    dataset = dataset.get('dataset')
-    while dataset is not None and 'pipeline' not in dataset:
-        dataset = dataset.get('dataset') or (dataset.get('datasets') or [None])[0]
-    if dataset is None:
+    """A copy of the config's test pipeline (:func:`mmdet.utils.get_test_pipeline_cfg`:
+    through dataset wrappers); a config without one is an error naming it."""
+    try:
+        pipeline = get_test_pipeline_cfg(cfg)
+    except (AttributeError, KeyError, RuntimeError, TypeError):
+        pipeline = None
+    if not pipeline:
         raise ValueError(f'{where}: no test_dataloader.dataset.pipeline; inference uses the '
                          f"config's test pipeline, add one")
-    return copy.deepcopy(list(dataset['pipeline']))
+    return copy.deepcopy(list(pipeline))
 
 
 def _loader_args(pipeline: Sequence[dict]) -> dict:
-    """``color_type`` / ``imdecode_backend`` / ``to_float32`` of the pipeline's image loader."""
+    """``color_type`` / ``imdecode_backend`` of the pipeline's image loader."""
     for step in pipeline:
-        if step.get('type') in _LOADERS:
+        if _type_name(step) == 'LoadImageFromFile':
             return dict(color_type=step.get('color_type', 'color'),
-                        backend=step.get('imdecode_backend', 'cv2'),
-                        to_float32=bool(step.get('to_float32', False)))
-    return dict(color_type='color', backend='cv2', to_float32=False)
+                        backend=step.get('imdecode_backend', 'cv2'))
+    return dict(color_type='color', backend='cv2')
 
 
-def _checkpoint_meta(checkpoint: dict) -> dict:
-    meta = checkpoint.get('meta', {}) if isinstance(checkpoint, dict) else {}
-    dataset_meta = meta.get('dataset_meta') or {}
-    if not dataset_meta and 'CLASSES' in meta:
-        dataset_meta = {'classes': meta['CLASSES']}
-    return {k.lower(): v for k, v in dataset_meta.items()}
+def _pipeline_cfg(steps: list) -> ConfigDict:
+    """``steps`` where the inferencers' ``_init_pipeline`` look for the test pipeline."""
+    return ConfigDict(test_dataloader=dict(dataset=dict(pipeline=steps)))
 
 
-def _load_strict(model, checkpoint: str, config_name: str) -> dict:
-    """mmengine's ``load_checkpoint`` in strict mode; a mismatch names both files."""
+@contextlib.contextmanager
+def _strict_loading(checkpoint: str, config_name: str):
+    """Turn mmengine's strict-loading error into one that names both files."""
     try:
-        return load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        yield
     except RuntimeError as e:
-        first = str(e).strip().splitlines()
-        detail = ' '.join(first[:3])[:400]
+        detail = ' '.join(str(e).strip().splitlines()[:3])[:400]
         raise ValueError(f'checkpoint {checkpoint} does not match the model of {config_name} '
                          f'({detail} ...): give the checkpoint trained with this config') from e
+
+
+def _check_checkpoint(checkpoint, name: str) -> None:
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint} not found: train first '
+                                f'(python tools/train.py {name}) or fix the path')
 
 
 def _find_key(obj, key):
@@ -246,47 +259,62 @@ def _lower_score_thr(test_cfg, score_thr: float) -> None:
             _lower_score_thr(value, score_thr)
 
 
-def _default_device(device: Optional[str]) -> str:
-    if device:
-        return device
-    return 'cuda:0' if torch.cuda.is_available() else 'cpu'
-
-
-def _dataset_metainfo(cfg: Config, registry) -> dict:
+def _dataset_classes(cfg: Config, registry) -> tuple:
+    """Class names of the ``METAINFO`` of the config's test dataset class."""
     dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
-    dataset_type = dataset.get('type')
-    if not dataset_type:
-        return {}
-    cls = registry.get(dataset_type)
-    return dict(getattr(cls, 'METAINFO', {}) or {}) if cls is not None else {}
+    cls = registry.get(dataset.get('type')) if dataset.get('type') else None
+    return tuple((getattr(cls, 'METAINFO', None) or {}).get('classes') or ())
+
+
+class _ImageFiles:
+    """What both inferencers add for image files: folders expanded by :func:`expand_images`,
+    and :meth:`read` (:func:`read_image` with the settings of the config's loader,
+    ``self.loader``)."""
+
+    def _inputs_to_list(self, inputs) -> list:
+        return expand_images(inputs)[0]
+
+    def read(self, path: str) -> Tuple[Optional[np.ndarray], Optional[str]]:
+        """:func:`read_image` with the config's loader settings."""
+        return read_image(path, **self.loader)
 
 
 # ----------------------------------------------------------------------------------------------
 # Detection
 # ----------------------------------------------------------------------------------------------
 
-class CellDetector:
-    """A trained mmdet detector for image files or arrays.
+class CellDetector(_ImageFiles, DetInferencer):
+    """A trained mmdet detector for image files or arrays: mmdet's ``DetInferencer`` with
+
+    - strict weight loading: a checkpoint of another model is an error naming both files;
+      the class names and palette are read as mmdet reads them (checkpoint meta, config),
+      with the config's test-dataset classes for a checkpoint that names none;
+    - ``score_thr``: :meth:`forward` keeps the boxes with ``score >= score_thr``, and every
+      ``score_thr`` of the model's ``test_cfg`` is lowered to it if higher;
+    - the test pipeline without ``LoadAnnotations``, fed by mmdet's ``InferencerLoader``
+      (paths, BGR arrays or ``dict(img=...)``);
+    - folders expanded recursively in natural order (:func:`expand_images`);
+    - :class:`~mmbloodcell.visualization.CellDetVisualizer` (boxes and a count banner), owned
+      by this inferencer instead of being a global mmengine instance.
+
+    ``inferencer(inputs, return_datasamples=True, return_vis=True)`` gives the
+    ``DetDataSample`` per image and the drawn RGB images, as ``DetInferencer`` does.
 
     Args:
         config (str | Config): A detection config (``default_scope='mmdet'``).
-        checkpoint (str): Its trained weights (loaded strictly).
-        device (str, optional): ``'cpu'``, ``'cuda:0'``... Defaults to the GPU if any.
-        score_thr (float): Boxes below it are dropped. Every ``score_thr`` of the model's
-            ``test_cfg`` is lowered to it if higher, so the threshold given here decides.
-            Defaults to 0.3.
+        checkpoint (str): Its trained weights.
+        device (str, optional): ``'cpu'``, ``'cuda:0'``... Defaults to mmengine's
+            ``get_device()``.
+        score_thr (float): Boxes below it are dropped. Defaults to 0.3.
         cfg_options (dict, optional): Config overrides (``--cfg-options``).
 
     Attributes:
-        classes (tuple[str]): Class names (checkpoint meta, else the config's dataset).
-        colors (list[tuple] | None): BGR colours per class from the dataset palette.
+        classes (tuple[str]): Class names.
+        score_thr (float): The threshold in use.
     """
 
     def __init__(self, config, checkpoint: str, device: Optional[str] = None,
                  score_thr: float = 0.3, cfg_options: Optional[dict] = None):
-        from mmdet.apis import init_detector
-        from mmdet.registry import DATASETS
-
         name = _config_name(config)
         cfg = _load_config(config, cfg_options)
         scope = cfg.get('default_scope', 'mmdet')
@@ -296,70 +324,81 @@ class CellDetector:
         if not checkpoint or str(checkpoint).lower() in NO_CHECKPOINT:
             raise ValueError(f'{name}: detection needs a trained checkpoint (CKPT), e.g. '
                              f'work_dirs/<config>/epoch_12.pth')
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint {checkpoint} not found: train first '
-                                    f'(python tools/train.py {name}) or fix the path')
+        _check_checkpoint(checkpoint, name)
         if not 0.0 <= float(score_thr) <= 1.0:
             raise ValueError(f'score_thr must be in [0, 1], got {score_thr}')
         self.score_thr = float(score_thr)
-        _lower_score_thr(cfg.model.get('test_cfg'), self.score_thr)
-        self.device = _default_device(device)
         self.config_name = name
         self.checkpoint = checkpoint
-
-        with DefaultScope.overwrite_default_scope('mmdet'):
-            with warnings.catch_warnings(record=True):
-                # no checkpoint at construction (mmdet warns about COCO classes): the strict
-                # load below follows
-                model = init_detector(cfg, None, palette='random', device=self.device)
-            ckpt = _load_strict(model, checkpoint, name)
-            meta = _checkpoint_meta(ckpt) or _dataset_metainfo(cfg, DATASETS)
-            classes = tuple(meta.get('classes') or ())
-            num_classes = _find_key(cfg.model, 'num_classes')
-            if not classes or (num_classes is not None and len(classes) != num_classes):
-                raise ValueError(
-                    f'{checkpoint}: class names {classes} (from the checkpoint meta or the '
-                    f"config's test dataset) do not match the model's num_classes="
-                    f'{num_classes}; give the checkpoint trained with {name}')
-            model.dataset_meta = dict(meta, classes=classes)
-            self.pipeline = self._build_pipeline(cfg)
-        self.model = model
-        self.cfg = cfg
-        self.classes = classes
-        self.colors = palette_to_bgr(meta.get('palette'), len(classes))
+        _lower_score_thr(cfg.model.get('test_cfg'), self.score_thr)
         self.loader = _loader_args(_test_pipeline(cfg, name))
-
-    def _build_pipeline(self, cfg: Config):
-        from mmcv.transforms import Compose
-        steps = []
-        for step in _test_pipeline(cfg, self.config_name):
-            kind = step.get('type')
-            if isinstance(kind, str) and kind.split('.')[-1] == 'LoadAnnotations':
-                continue  # no annotations at inference
-            if kind in _LOADERS:
-                step = dict(step, type='mmdet.LoadImageFromNDArray')
-            steps.append(step)
-        return Compose(steps)
-
-    def read(self, path: str) -> Tuple[Optional[np.ndarray], Optional[str]]:
-        """:func:`read_image` with the config's loader settings."""
-        return read_image(path, **self.loader)
-
-    def predict(self, img: np.ndarray) -> List[dict]:
-        """Boxes of one decoded image (BGR array): :func:`detections_to_list` at
-        ``score_thr``, in original-image pixels."""
-        from mmdet.apis import inference_detector
         with DefaultScope.overwrite_default_scope('mmdet'):
-            result = inference_detector(self.model, img, test_pipeline=self.pipeline)
-        return detections_to_list(result.pred_instances, self.classes, self.score_thr)
+            super().__init__(model=cfg, weights=checkpoint, device=device, scope='mmdet',
+                             show_progress=False)
+        self.classes = tuple(self.model.dataset_meta['classes'])
 
-    def draw(self, img: np.ndarray, detections: List[dict]) -> np.ndarray:
-        """The annotated BGR image (boxes, class, score, count banner)."""
-        if img.dtype != np.uint8:
-            img = np.clip(img, 0, 255).astype(np.uint8)
-        if img.ndim == 2:
-            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-        return draw_detections(img, detections, self.classes, colors=self.colors)
+    def _load_weights_to_model(self, model, checkpoint: Optional[dict], cfg) -> None:
+        from mmdet.registry import DATASETS
+        with _strict_loading(self.checkpoint, self.config_name):
+            _load_checkpoint_to_model(model, checkpoint, strict=True)
+        meta = checkpoint.get('meta', {})
+        named = 'dataset_meta' in meta or 'CLASSES' in meta
+        with warnings.catch_warnings():
+            # mmdet falls back to COCO's names then: the config's are taken below
+            warnings.filterwarnings('ignore', message='dataset_meta or class names are not')
+            super()._load_weights_to_model(model, checkpoint, cfg)
+        if not named:
+            model.dataset_meta['classes'] = _dataset_classes(cfg, DATASETS)
+        classes = tuple(model.dataset_meta.get('classes') or ())
+        num_classes = _find_key(cfg.model, 'num_classes')
+        if not classes or (num_classes is not None and len(classes) != num_classes):
+            raise ValueError(
+                f'{self.checkpoint}: class names {classes} (from the checkpoint meta or the '
+                f"config's test dataset) do not match the model's num_classes={num_classes}; "
+                f'give the checkpoint trained with {self.config_name}')
+
+    def _init_pipeline(self, cfg):
+        steps = [s for s in _test_pipeline(cfg, self.config_name)
+                 if _type_name(s) != 'LoadAnnotations']
+        return super()._init_pipeline(_pipeline_cfg(steps))
+
+    def _init_collate(self, cfg):
+        # mmdet keeps no 'function' registry (BaseInferencer's lookup in the mmdet scope warns,
+        # then falls back to mmengine's): look the collate function up in mmengine's
+        scope, self.scope = self.scope, 'mmengine'
+        try:
+            return super()._init_collate(cfg)
+        finally:
+            self.scope = scope
+
+    def _init_visualizer(self, cfg) -> CellDetVisualizer:
+        # Constructed directly: VISUALIZERS.build would make it mmengine's global instance of
+        # cfg.visualizer.name, which a Runner built later from a config naming the same
+        # visualizer (mmdet's 'visualizer') would take over, without its vis backends.
+        visualizer = CellDetVisualizer(name=f'{type(self).__name__}-{id(self)}')
+        visualizer.dataset_meta = self.model.dataset_meta
+        return visualizer
+
+    def forward(self, inputs, **kwargs):
+        """``DetInferencer.forward``, keeping the boxes with ``score >= score_thr``."""
+        preds = super().forward(inputs, **kwargs)
+        for pred in preds:
+            instances = pred.pred_instances
+            pred.pred_instances = instances[instances.scores >= self.score_thr]
+        return preds
+
+    def visualize(self, inputs, preds, **kwargs):
+        """``DetInferencer.visualize`` on BGR array inputs (what the test pipeline takes)
+        and with every box of ``preds`` drawn: :meth:`forward` kept those at ``score_thr``,
+        the ``pred_score_thr`` of ``__call__`` is not applied again."""
+        rgb = []
+        for item in inputs:
+            if isinstance(item, np.ndarray):
+                item = np.stack([item] * 3, -1) if item.ndim == 2 else item[..., 2::-1]
+                item = np.ascontiguousarray(item)
+            rgb.append(item)
+        kwargs['pred_score_thr'] = -1.0
+        return super().visualize(rgb, preds, **kwargs)
 
 
 def run_detection(config, checkpoint: str, images: Union[str, Sequence[str]], out_dir: str,
@@ -397,6 +436,7 @@ def run_detection(config, checkpoint: str, images: Union[str, Sequence[str]], ou
         raise ValueError(_no_images(images))
     detector = CellDetector(config, checkpoint, device=device, score_thr=score_thr,
                             cfg_options=cfg_options)
+    classes = list(detector.classes)
     os.makedirs(out_dir, exist_ok=True)
     if save_annotated:
         os.makedirs(osp.join(out_dir, 'annotated'), exist_ok=True)
@@ -411,14 +451,16 @@ def run_detection(config, checkpoint: str, images: Union[str, Sequence[str]], ou
         else:
             rec.update(height=int(img.shape[0]), width=int(img.shape[1]))
             try:
-                dets = detector.predict(img)
+                result = detector(dict(img=img, img_path=path), return_datasamples=True,
+                                  return_vis=save_annotated)
             except Exception as e:  # noqa: BLE001 - report the image, go on with the others
                 rec.update(status='error', error=f'inference failed ({type(e).__name__}: {e})')
             else:
-                rec.update(detections=dets, counts=count_cells(dets, detector.classes))
+                dets = instances_to_detections(result['predictions'][0].pred_instances, classes)
+                rec.update(detections=dets, counts=count_cells(dets, classes))
                 if save_annotated:
                     rel = osp.join('annotated', f'{stem}.png')
-                    cv2.imwrite(osp.join(out_dir, rel), detector.draw(img, dets))
+                    cv2.imwrite(osp.join(out_dir, rel), result['visualization'][0][..., ::-1])
                     rec['annotated'] = rel
         records.append(rec)
         if bar is not None:
@@ -426,7 +468,6 @@ def run_detection(config, checkpoint: str, images: Union[str, Sequence[str]], ou
     if bar is not None:
         sys.stderr.write('\n')
 
-    classes = list(detector.classes)
     doc = OrderedDict(task='detect', config=detector.config_name,
                       checkpoint=detector.checkpoint, score_thr=detector.score_thr,
                       classes=classes, num_images=len(records),
@@ -447,34 +488,45 @@ def run_detection(config, checkpoint: str, images: Union[str, Sequence[str]], ou
 # Classification
 # ----------------------------------------------------------------------------------------------
 
-class CellClassifier:
+class CellClassifier(_ImageFiles, ImageClassificationInferencer):
     """A trained binary C-NMC classifier (single model or ensemble) for image files or
-    arrays.
+    arrays: mmpretrain's ``ImageClassificationInferencer`` with
+
+    - strict weight loading (mmengine's ``load_checkpoint(strict=True)``): a checkpoint of
+      another model is an error naming both files; the class names come from the checkpoint
+      meta, else from the config's test dataset (``get_model``);
+    - the test pipeline found through dataset wrappers, ``CropToCell``'s ``cell_bbox`` added
+      to the data samples' meta keys;
+    - folders expanded recursively in natural order (:func:`expand_images`);
+    - ``forward(batch, saliency=True)``: a ``gradcam`` field per data sample, the Grad-CAM map
+      on the original image (``(H, W)`` float32 in [0, 1]);
+    - :meth:`predict`: the probability of ``all`` and the label at :attr:`threshold` per image.
 
     Args:
         config (str | Config): A classification config (``default_scope='mmpretrain'``), an
             ``EnsembleClassifier`` config included.
-        checkpoint (str, optional): Trained weights, loaded strictly. For an ensemble it may
-            be None (or ``'-'`` / ``'none'``) when the config names every member's checkpoint
+        checkpoint (str, optional): Trained weights. For an ensemble it may be None (or
+            ``'-'`` / ``'none'``) when the config names every member's checkpoint
             (``model.members.<i>.checkpoint``), or one member's checkpoint, or an ensemble
             checkpoint (see ``EnsembleClassifier``).
-        device (str, optional): Defaults to the GPU if any.
+        device (str, optional): Defaults to mmengine's ``get_device()``.
         threshold (float, optional): Decision threshold on the probability of ``all``.
             Defaults to the model's (``BinaryClsHead.threshold``,
             ``EnsembleClassifier.threshold``; 0.5 for a 2-class softmax head).
         cfg_options (dict, optional): Config overrides (``--cfg-options``).
 
     Attributes:
-        classes (tuple[str]): ``('hem', 'all')`` for C-NMC.
+        classes (tuple[str]): ``CNMC_CLASSES`` (``('hem', 'all')``) for C-NMC.
         positive (int): Index of ``all`` (the class whose probability is reported).
         threshold (float): The decision threshold in use.
         member_names (list[str]): Ensemble members (empty for a single model).
     """
 
+    forward_kwargs = {'saliency'}
+
     def __init__(self, config, checkpoint: Optional[str] = None, device: Optional[str] = None,
                  threshold: Optional[float] = None, cfg_options: Optional[dict] = None):
-        from mmpretrain.apis import ImageClassificationInferencer, get_model
-        from mmpretrain.registry import DATASETS
+        from mmpretrain.apis import get_model
 
         name = _config_name(config)
         cfg = _load_config(config, cfg_options)
@@ -488,42 +540,39 @@ class CellClassifier:
         if checkpoint is None and not is_ensemble:
             raise ValueError(f'{name}: a trained checkpoint (CKPT) is needed; only ensemble '
                              f"configs whose members name their checkpoints take '-'")
-        if checkpoint is not None and not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint {checkpoint} not found: train first '
-                                    f'(python tools/train.py {name}) or fix the path')
-        # the backbone's ImageNet init_cfg is never applied (no init_weights): nothing is
-        # downloaded. CropToCell's box reaches the data samples, for the saliency maps.
-        _test_pipeline(cfg, name)  # fails early, naming the config, when there is none
-        self._add_meta_key(cfg, 'cell_bbox')
-        self.device = _default_device(device)
+        if checkpoint is not None:
+            _check_checkpoint(checkpoint, name)
         self.config_name = name
         self.checkpoint = checkpoint
+        pipeline = _test_pipeline(cfg, name)  # fails early, naming the config, when there is none
+        self.loader = _loader_args(pipeline)
+        crop = [s for s in pipeline if _type_name(s) == 'CropToCell']
+        self.crop_square = bool(crop[-1].get('square', True)) if crop else True
 
-        with DefaultScope.overwrite_default_scope('mmpretrain'):
-            model = get_model(cfg, pretrained=False, device=self.device)
-            meta = {}
-            if checkpoint is not None:
-                ckpt = _load_strict(model, checkpoint, name)
-                meta = _checkpoint_meta(ckpt)
-            if is_ensemble:
-                missing = [f'{i} ({n})' for i, (n, ok) in enumerate(
-                    zip(model.member_names, model._loaded)) if not ok]
-                if missing:
-                    raise ValueError(
-                        f'{name}: ensemble members {", ".join(missing)} have no weights; set '
-                        f'model.members.<i>.checkpoint in the config or with --cfg-options '
-                        f'model.members.<i>.checkpoint=PATH, or give an ensemble checkpoint')
-            meta = meta or dict(getattr(model, '_dataset_meta', {}) or {}) or \
-                _dataset_metainfo(cfg, DATASETS)
-            model._dataset_meta = meta
-            self.inferencer = ImageClassificationInferencer(model, pretrained=False)
-        self.model = self.inferencer.model
-        self.cfg = cfg
-        self.classes = tuple(meta.get('classes') or ('hem', 'all'))
+        # the backbone's ImageNet init_cfg is never applied (no init_weights): nothing is
+        # downloaded
+        model = get_model(cfg, pretrained=False, device=device or get_device())
+        if checkpoint is not None:
+            with _strict_loading(checkpoint, name):
+                ckpt = load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+            meta = ckpt.get('meta', {})
+            if meta.get('dataset_meta'):
+                model._dataset_meta = meta['dataset_meta']
+        if is_ensemble:
+            missing = [f'{i} ({n})' for i, (n, ok) in enumerate(
+                zip(model.member_names, model._loaded)) if not ok]
+            if missing:
+                raise ValueError(
+                    f'{name}: ensemble members {", ".join(missing)} have no weights; set '
+                    f'model.members.<i>.checkpoint in the config or with --cfg-options '
+                    f'model.members.<i>.checkpoint=PATH, or give an ensemble checkpoint')
+        super().__init__(model, pretrained=False)
+        self.classes = tuple(self.classes or CNMC_CLASSES)
         if len(self.classes) != 2:
             raise ValueError(f'{name}: classify needs a binary classifier (hem / all); the '
                              f'model has classes {self.classes}')
-        self.positive = self.classes.index('all') if 'all' in self.classes else 1
+        positive = CNMC_CLASSES[1]
+        self.positive = self.classes.index(positive) if positive in self.classes else 1
         self.member_names = list(getattr(self.model, 'member_names', []) or [])
         if threshold is None:
             threshold = getattr(self.model, 'threshold', None)
@@ -532,95 +581,77 @@ class CellClassifier:
         if not 0.0 < float(threshold) < 1.0:
             raise ValueError(f'threshold must be in (0, 1), got {threshold}')
         self.threshold = float(threshold)
-        pipeline = _test_pipeline(cfg, name)
-        self.loader = _loader_args(pipeline)
-        crop = [s for s in pipeline if str(s.get('type', '')).split('.')[-1] == 'CropToCell']
-        self.crop_square = bool(crop[-1].get('square', True)) if crop else True
 
-    @staticmethod
-    def _add_meta_key(cfg: Config, key: str) -> None:
-        dataset = cfg.test_dataloader.dataset
-        while 'pipeline' not in dataset and dataset.get('dataset') is not None:
-            dataset = dataset.dataset
-        for step in dataset.get('pipeline', []):
-            if str(step.get('type', '')).split('.')[-1] == 'PackInputs':
+    def _init_pipeline(self, cfg):
+        steps = _test_pipeline(cfg, self.config_name)
+        for step in steps:
+            if _type_name(step) == 'PackInputs':
                 keys = list(step.get('meta_keys', ('sample_idx', 'img_path', 'ori_shape',
                                                    'img_shape', 'scale_factor', 'flip',
                                                    'flip_direction')))
-                if key not in keys:
-                    step['meta_keys'] = tuple(keys + [key])
+                step['meta_keys'] = tuple(keys + [k for k in ('cell_bbox', ) if k not in keys])
+        return super()._init_pipeline(_pipeline_cfg(steps))
 
-    def read(self, path: str) -> Tuple[Optional[np.ndarray], Optional[str]]:
-        """:func:`read_image` with the config's loader settings."""
-        return read_image(path, **self.loader)
+    def forward(self, inputs, saliency: bool = False, **kwargs):
+        """``model.test_step`` of a collated batch; with ``saliency`` each data sample gets
+        a ``gradcam`` field: :class:`~mmbloodcell.apis.gradcam.GradCAM` of ``all``, mapped
+        back onto the original image (``cam_to_image``)."""
+        preds = super().forward(inputs, **kwargs)
+        if saliency:
+            cams = GradCAM(self.model, self.positive)(inputs)
+            for pred, cam in zip(preds, cams):
+                pred.set_field(cam_to_image(cam, pred.get('ori_shape'), pred.get('cell_bbox'),
+                                            square=self.crop_square), 'gradcam')
+        return preds
 
-    def _prob(self, pred) -> float:
-        if 'pred_prob' in pred:
-            return float(pred.pred_prob.reshape(()))
-        score = pred.get('pred_score')
-        if score is None or score.numel() != 2:
-            raise ValueError(f'{self.config_name}: the model gives no pred_prob and no 2-class '
-                             f'pred_score; classify needs a binary classifier')
-        return float(score.reshape(-1)[self.positive])
+    def _classify(self, imgs: Sequence[np.ndarray], saliency: bool) -> List[dict]:
+        results = []
+        for batch in self.preprocess(list(imgs), batch_size=len(imgs)):
+            for pred in self.forward(batch, saliency=saliency):
+                try:
+                    prob = float(positive_prob(pred, self.positive))
+                except ValueError as e:
+                    raise ValueError(f'{self.config_name}: {e}') from e
+                member = pred.get('member_probs')
+                results.append(dict(
+                    prob=prob, label=int(prob > self.threshold),
+                    member_probs=[float(p) for p in member] if member is not None else None,
+                    cam=pred.get('gradcam'), error=None))
+        return results
 
-    def predict(self, imgs: Sequence[np.ndarray], paths: Optional[Sequence[str]] = None,
-                saliency: bool = False, batch_size: int = 8) -> List[dict]:
-        """Classify decoded images (BGR arrays).
+    def predict(self, imgs: Sequence[np.ndarray], saliency: bool = False,
+                batch_size: int = 8) -> List[dict]:
+        """Classify decoded images (BGR arrays), ``batch_size`` at a time.
 
         Returns:
             list[dict]: per image ``prob`` (probability of ``all``), ``label`` (1 = all when
-            ``prob > threshold``), ``label_name``, ``member_probs`` (ensembles: one per member,
-            else None), ``cam`` (with ``saliency``: the Grad-CAM map on the original image,
-            ``(H, W)`` float32 in [0, 1]) and ``error`` (None, or why this image failed: the
-            others are still classified).
+            ``prob > threshold``), ``member_probs`` (ensembles: one per member, else None),
+            ``cam`` (with ``saliency``: the Grad-CAM map on the original image) and ``error``
+            (None, or why this image failed: a failing batch is retried image by image, and
+            the others are still classified).
         """
-        paths = list(paths) if paths is not None else [None] * len(imgs)
-        results: List[dict] = [dict(prob=None, label=None, label_name=None, member_probs=None,
-                                    cam=None, error=None) for _ in imgs]
-        prepared = []
-        with DefaultScope.overwrite_default_scope('mmpretrain'):
-            for i, (img, path) in enumerate(zip(imgs, paths)):
-                try:
-                    data = self.inferencer.pipeline(
-                        dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2],
-                             img_path=path))
-                except Exception as e:  # noqa: BLE001
-                    results[i]['error'] = f'test pipeline failed ({type(e).__name__}: {e})'
+        step = max(1, int(batch_size))
+        results: List[dict] = []
+        for start in range(0, len(imgs), step):
+            chunk = list(imgs[start:start + step])
+            try:
+                results.extend(self._classify(chunk, saliency))
+                continue
+            except Exception:  # noqa: BLE001 - retry one by one to find the culprit
+                if len(chunk) == 1:
+                    results.append(_failed(sys.exc_info()[1]))
                     continue
-                prepared.append((i, data))
-            for start in range(0, len(prepared), max(1, int(batch_size))):
-                chunk = prepared[start:start + max(1, int(batch_size))]
+            for img in chunk:
                 try:
-                    self._run(chunk, results, saliency)
-                except Exception:  # noqa: BLE001 - retry one by one to find the culprit
-                    if len(chunk) == 1:
-                        i = chunk[0][0]
-                        e = sys.exc_info()[1]
-                        results[i]['error'] = f'inference failed ({type(e).__name__}: {e})'
-                        continue
-                    for item in chunk:
-                        try:
-                            self._run([item], results, saliency)
-                        except Exception as e:  # noqa: BLE001
-                            results[item[0]]['error'] = (f'inference failed '
-                                                         f'({type(e).__name__}: {e})')
+                    results.extend(self._classify([img], saliency))
+                except Exception as e:  # noqa: BLE001
+                    results.append(_failed(e))
         return results
 
-    def _run(self, chunk, results, saliency: bool) -> None:
-        batch = default_collate([data for _, data in chunk])
-        preds = self.inferencer.forward(batch)
-        cams = GradCAM(self.model, self.positive)(batch) if saliency else None
-        for k, ((i, _), pred) in enumerate(zip(chunk, preds)):
-            prob = self._prob(pred)
-            label = int(prob > self.threshold)
-            member = pred.get('member_probs')
-            res = results[i]
-            res.update(prob=prob, label=label, label_name=self.classes[label],
-                       member_probs=[float(p) for p in member] if member is not None else None)
-            if cams is not None:
-                bbox = pred.get('cell_bbox')
-                ori = pred.get('ori_shape')
-                res['cam'] = cam_to_image(cams[k], ori, bbox, square=self.crop_square)
+
+def _failed(e: BaseException) -> dict:
+    return dict(prob=None, label=None, member_probs=None, cam=None,
+                error=f'inference failed ({type(e).__name__}: {e})')
 
 
 def patient_summary(records: Sequence[dict], threshold: float) -> Dict[str, dict]:
@@ -645,22 +676,21 @@ def patient_summary(records: Sequence[dict], threshold: float) -> Dict[str, dict
         if r.get('status') != 'ok' or r.get('patient_id') is None:
             continue
         patients.append(r['patient_id'])
-        gt.append(1 if r['class_in_name'] == 'all' else 0)
+        gt.append(CNMC_CLASSES.index(r['class_in_name']))
         pred.append(int(r['label']))
         probs.append(float(r['prob_all']))
     if not patients:
         return {}
     votes = patient_votes(patients, np.asarray(gt, np.int64), np.asarray(pred, np.int64),
                           np.asarray(probs, np.float64), threshold)
-    names = ('hem', 'all')
     out = OrderedDict()
     for pid in sorted(votes, key=lambda p: (p.startswith('H'), len(p), p)):
         v = votes[pid]
         out[pid] = OrderedDict(
             num_cells=v['num_cells'], mean_prob_all=round(v['mean_score'], 6),
-            votes=dict(hem=v['votes'][0], all=v['votes'][1]), label=v['pred_label'],
-            label_name=names[v['pred_label']], class_in_name=names[v['gt_label']],
-            agrees_with_name=bool(v['correct']))
+            votes=dict(zip(CNMC_CLASSES, v['votes'])), label=v['pred_label'],
+            label_name=CNMC_CLASSES[v['pred_label']],
+            class_in_name=CNMC_CLASSES[v['gt_label']], agrees_with_name=bool(v['correct']))
     return out
 
 
@@ -743,15 +773,14 @@ def run_classification(config, checkpoint: Optional[str], images: Union[str, Seq
                 ok_idx.append(i)
                 ok_imgs.append(img)
                 records[i]['warnings'] = cell_image_warnings(img, paths[i])
-        results = clf.predict(ok_imgs, [paths[i] for i in ok_idx], saliency=saliency,
-                              batch_size=step) if ok_imgs else []
+        results = clf.predict(ok_imgs, saliency=saliency, batch_size=step) if ok_imgs else []
         for i, img, res in zip(ok_idx, ok_imgs, results):
             rec = records[i]
             if res['error'] is not None:
                 rec.update(status='error', error=res['error'])
                 continue
             rec.update(prob_all=round(res['prob'], 6), label=res['label'],
-                       label_name=res['label_name'])
+                       label_name=clf.classes[res['label']])
             if res['member_probs'] is not None:
                 rec['member_probs'] = OrderedDict(
                     (n, round(p, 6)) for n, p in zip(clf.member_names, res['member_probs']))

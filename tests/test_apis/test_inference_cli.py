@@ -566,6 +566,45 @@ def test_cam_to_image_undoes_crop_to_cell():
     assert cam_to_image(cam, (30, 70)).shape == (30, 70)  # no crop: the whole image
 
 
+_INFER_THEN_TRAIN = """
+import json, sys
+from mmengine.config import Config
+from mmbloodcell.apis.inference import run_detection
+from mmbloodcell.apis.runner import build_runner
+config, ckpt, image, out, work_dir = sys.argv[1:]
+run_detection(config, ckpt, [image], out, device='cpu', progress=False)
+cfg = Config.fromfile(config)
+cfg.work_dir = work_dir
+cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1, val_interval=100)
+cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1)
+runner = build_runner(cfg)
+runner.train()
+print(json.dumps(dict(log_dir=runner.log_dir)))
+"""
+
+
+def test_detect_then_train_in_one_process(detector, bccd_images, tmp_path):
+    """A notebook session: detection, then a training of a config that names its visualizer
+    'visualizer' (as mmdet's runtime does). The training writes its own scalars: inference left
+    no global visualizer for its Runner to take over. A fresh process, as the session is."""
+    image = osp.join(bccd_images['folder'], bccd_images['good'][0])
+    work_dir = str(tmp_path / 'work')
+    env = dict(os.environ, OMP_NUM_THREADS='2',
+               PYTHONPATH=os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')]))
+    proc = subprocess.run([sys.executable, '-c', _INFER_THEN_TRAIN, detector['config'],
+                           detector['ckpt'], image, str(tmp_path / 'det'), work_dir],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert osp.isfile(osp.join(str(tmp_path / 'det'), 'annotated', 'BloodImage_00000.png'))
+    log_dir = json.loads(proc.stdout.strip().splitlines()[-1])['log_dir']
+    assert osp.dirname(log_dir) == work_dir
+    scalars = osp.join(log_dir, 'vis_data', 'scalars.json')
+    assert osp.isfile(scalars), f'the training wrote no {scalars}: {os.listdir(log_dir)}'
+    with open(scalars) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    assert records and all('loss' in r for r in records)
+
+
 def test_output_stems_unique_and_tools_script():
     assert output_stems(['a/x.jpg', 'b/x.png', 'c/x_1.jpg', 'y.bmp']) == \
         ['x', 'x_1', 'x_1_1', 'y']

@@ -15,20 +15,12 @@ from mmpretrain.models.classifiers import BaseClassifier
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
+from mmbloodcell.models.heads.binary_cls_head import positive_prob, positive_score
 from mmbloodcell.registry import CLS_MODELS, register_module
 
 __all__ = ['EnsembleClassifier']
 
 _MEMBER_KEYS = {'config', 'checkpoint', 'weight', 'input_size', 'name'}
-
-
-def _positive_score(prob: Tensor, threshold: float) -> Tensor:
-    """``s`` with ``s > 0.5`` exactly when ``prob > threshold`` (as ``BinaryClsHead``):
-    ``s = p / (2 t)`` for ``p <= t``, ``0.5 + (p - t) / (2 (1 - t))`` above."""
-    if threshold == 0.5:
-        return prob
-    t = threshold
-    return torch.where(prob <= t, prob / (2 * t), 0.5 + (prob - t) / (2 * (1 - t)))
 
 
 @register_module(CLS_MODELS)
@@ -286,14 +278,11 @@ class EnsembleClassifier(BaseClassifier):
         return torch.stack(probs, dim=1)
 
     def _member_prob(self, i: int, pred: DataSample) -> Tensor:
-        if 'pred_prob' in pred:
-            return pred.pred_prob.reshape(()).float()
-        score = pred.get('pred_score')
-        if score is None or score.numel() != 2:
-            raise ValueError(f'EnsembleClassifier: member {i} ({self.member_names[i]}) gives '
-                             f'no pred_prob and no 2-class pred_score; it must be a binary '
-                             f'classifier (BinaryClsHead, or a 2-class softmax head)')
-        return score.reshape(-1)[1].float()
+        try:
+            return positive_prob(pred)
+        except ValueError as e:
+            raise ValueError(f'EnsembleClassifier: member {i} ({self.member_names[i]}): {e}') \
+                from e
 
     def predict(self,
                 inputs: Union[Tensor, List[Tensor]],
@@ -304,7 +293,7 @@ class EnsembleClassifier(BaseClassifier):
         member_probs = self.member_probs(inputs)  # (N, M)
         weights = self.member_weights.to(member_probs)
         prob = (member_probs * weights).sum(dim=1)
-        score = _positive_score(prob, self.threshold)
+        score = positive_score(prob, self.threshold)
         pred_scores = torch.stack([1 - score, score], dim=1)
         labels = (prob > self.threshold).long()
         if data_samples is None:

@@ -10,6 +10,48 @@ from torch import Tensor
 
 from mmbloodcell.registry import CLS_MODELS, register_module
 
+__all__ = ['BinaryClsHead', 'positive_score', 'positive_prob']
+
+
+def positive_score(prob: Tensor, threshold: float) -> Tensor:
+    """The class-1 score ``s`` of ``pred_score = [1 - s, s]`` for a decision threshold ``t``:
+    ``s > 0.5`` exactly when ``prob > t``, piecewise linear and monotonic in ``prob``,
+    ``s = p / (2 t)`` for ``p <= t`` and ``s = 0.5 + (p - t) / (2 (1 - t))`` above (``s = p``
+    for ``t = 0.5``)."""
+    t = float(threshold)
+    if t == 0.5:
+        return prob
+    return torch.where(prob <= t, prob / (2 * t), 0.5 + (prob - t) / (2 * (1 - t)))
+
+
+def positive_prob(sample, positive: int = 1) -> Tensor:
+    """The probability of the positive class (C-NMC: ``all``) of one binary prediction.
+
+    Its ``pred_prob`` (:class:`BinaryClsHead`, ``EnsembleClassifier``), else
+    ``pred_score[positive]`` of a 2-class softmax head (e.g. ``LinearClsHead``).
+
+    Args:
+        sample (DataSample | dict): A prediction, or its dict form (``tools/test.py --out``);
+            tensors or arrays.
+        positive (int): Index of the positive class in ``pred_score``. Defaults to 1.
+
+    Returns:
+        Tensor: 0-d float tensor.
+
+    Raises:
+        ValueError: the sample has no ``pred_prob`` and no 2-class ``pred_score``.
+    """
+    prob = sample.get('pred_prob')
+    if prob is not None:
+        return torch.as_tensor(prob).reshape(-1)[0].float()
+    score = sample.get('pred_score')
+    score = None if score is None else torch.as_tensor(score).reshape(-1)
+    if score is None or score.numel() != 2:
+        found = 'no pred_score' if score is None else f'a pred_score of {score.numel()} classes'
+        raise ValueError(f'the prediction has no pred_prob and {found}; a binary classifier '
+                         f'(BinaryClsHead, EnsembleClassifier or a 2-class head) is needed')
+    return score[positive].float()
+
 
 @register_module(CLS_MODELS)
 class BinaryClsHead(ClsHead):
@@ -146,19 +188,12 @@ class BinaryClsHead(ClsHead):
         loss = self.loss_module(logits, target, avg_factor=logits.size(0), **kwargs)
         return dict(loss=loss)
 
-    def positive_score(self, prob: Tensor) -> Tensor:
-        """Map ``p`` to the score ``s`` whose 0.5-crossing is ``self.threshold``."""
-        t = self.threshold
-        if t == 0.5:
-            return prob
-        return torch.where(prob <= t, prob / (2 * t), 0.5 + (prob - t) / (2 * (1 - t)))
-
     def _get_predictions(self, cls_score: Tensor,
                          data_samples: Optional[List[Optional[DataSample]]]
                          ) -> List[DataSample]:
         """Set ``pred_score`` (2,), ``pred_label`` (1,) and ``pred_prob`` () per sample."""
         prob = torch.sigmoid(cls_score.detach().float().reshape(-1))
-        score = self.positive_score(prob)
+        score = positive_score(prob, self.threshold)
         pred_scores = torch.stack([1 - score, score], dim=1)
         pred_labels = (prob > self.threshold).long()
         if data_samples is None:

@@ -90,18 +90,16 @@ def main(argv=None):
 
     # 4. one annotated test image with per-class counts
     import mmcv
-    from mmdet.apis import inference_detector, init_detector
 
-    import mmbloodcell  # noqa: F401
-    from mmbloodcell.apis.detection import count_cells, detections_to_list, draw_detections
+    from mmbloodcell.apis.inference import CellDetector
+    from mmbloodcell.structures import count_cells, instances_to_detections
     with open(osp.join(args.data_dir, 'annotations', 'test.json')) as f:
         test_ann = json.load(f)
     image = osp.join(args.data_dir, 'JPEGImages', test_ann['images'][0]['file_name'])
-    model = init_detector(args.config, ckpt, device='cpu',
-                          cfg_options=dict(model=dict(backbone=dict(init_cfg=None))))
-    classes = model.dataset_meta['classes']
-    dets = detections_to_list(inference_detector(model, image).pred_instances, classes,
-                              args.score_thr)
+    detector = CellDetector(args.config, ckpt, device='cpu', score_thr=args.score_thr)
+    classes = list(detector.classes)
+    result = detector(image, return_datasamples=True, return_vis=True)
+    dets = instances_to_detections(result['predictions'][0].pred_instances, classes)
     counts = count_cells(dets, classes)
     gt_counts = {name: 0 for name in classes}
     img_id = test_ann['images'][0]['id']
@@ -110,7 +108,7 @@ def main(argv=None):
         if ann['image_id'] == img_id:
             gt_counts[cat_names[ann['category_id']]] += 1
     out_img = osp.join(args.work_dir, 'demo_' + osp.basename(image))
-    mmcv.imwrite(draw_detections(mmcv.imread(image), dets, classes), out_img)
+    mmcv.imwrite(result['visualization'][0][..., ::-1], out_img)  # RGB -> BGR
     with open(osp.join(args.work_dir, 'demo_counts.json'), 'w') as f:
         json.dump(dict(image=image, score_thr=args.score_thr, predicted=counts,
                        annotated=gt_counts, detections=dets), f, indent=2)

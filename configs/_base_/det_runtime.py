@@ -25,7 +25,9 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'))  # tools/train.py switches to gloo on CPU-only machines
 
 vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+# no name: the Runner names it after the run (a fixed name would hand a later run in the same
+# process the first run's visualizer, which writes into that run's folder)
+visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends)
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=True)
 
 log_level = 'INFO'

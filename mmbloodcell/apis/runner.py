@@ -310,8 +310,16 @@ def shutdown_distributed() -> None:
 
 
 def build_runner(cfg: Config) -> Runner:
-    """Build the runner named by ``runner_type`` (default: mmengine's ``Runner``)."""
+    """Build the runner named by ``runner_type`` (default: mmengine's ``Runner``).
+
+    The visualizer's ``name`` is dropped, so that the Runner names it after the run: mmengine
+    returns the existing instance for a name it has seen (mmdet's runtime configs say
+    ``'visualizer'``), and a second run in one process would write its scalars into the first
+    run's folder.
+    """
     out_file = cfg.pop('out_file', None)
+    if isinstance(cfg.get('visualizer'), dict):
+        cfg.visualizer.pop('name', None)
     init_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)

@@ -139,3 +139,27 @@ def test_parsers_take_data_root_and_mpi():
     for args in (_train_args(DENSENET, '--data-root', 'd', '--launcher', 'mpi'),
                  _test_args(DENSENET, 'c.pth', '--data-root', 'd', '--launcher', 'mpi')):
         assert isinstance(args, argparse.Namespace) and args.data_root == 'd'
+
+
+def test_two_trainings_in_one_process_write_their_own_scalars(tmp_path):
+    """mmdet's runtime names its visualizer 'visualizer': mmengine would give the second run
+    the first run's visualizer (and its folder); build_runner lets each run name its own."""
+    import glob
+
+    from mmbloodcell.apis.runner import build_runner
+    from mmbloodcell.datasets import make_synthetic_cnmc
+    root = str(tmp_path / 'cnmc')
+    make_synthetic_cnmc(root, img_size=32, num_folds=1, patients_per_fold=(1, 1),
+                        cells_per_patient=2, prelim_patients=(1, 1))
+    for run in ('first', 'second'):
+        cfg = Config.fromfile(osp.join(REPO, 'tests', 'test_reliability', 'configs',
+                                       'cnmc_tiny.py'))
+        set_data_root(cfg, root)
+        cfg.merge_from_dict({'train_cfg.max_epochs': 1, 'default_hooks.checkpoint.interval': 100})
+        cfg.visualizer = dict(type='UniversalVisualizer', name='visualizer',
+                              vis_backends=[dict(type='LocalVisBackend')])
+        cfg.work_dir = str(tmp_path / run)
+        cfg.experiment_name = f'two_trainings_{run}'
+        build_runner(cfg).train()
+        scalars = glob.glob(str(tmp_path / run / '*' / 'vis_data' / 'scalars.json'))
+        assert len(scalars) == 1, (run, scalars)

@@ -25,8 +25,12 @@ import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools',
+                            'dataset_converters'))
+
+from make_synthetic_cnmc import draw_synthetic_cell  # noqa: E402
+
 from mmbloodcell.datasets.duplicates import find_duplicates  # noqa: E402
-from mmbloodcell.datasets.synthetic import draw_synthetic_cell  # noqa: E402
 
 
 def write_cells(folder: str, num: int, size: int, seed: int = 0):

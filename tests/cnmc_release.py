@@ -1,4 +1,6 @@
-"""A generated C-NMC 2019 release laid out and named like the real one, with its oddities.
+"""C-NMC test data: the generator of tools/dataset_converters/make_synthetic_cnmc.py, the stain
+reference of tools/analysis/cnmc_stain_reference.py, and a generated C-NMC 2019 release laid
+out and named like the real one, with its oddities.
 
 The real release, beside the layout of ``make_synthetic_cnmc``, has:
 
@@ -20,6 +22,16 @@ import shutil
 import cv2
 import numpy as np
 
+from script_loader import load_script
+
+_SYNTHETIC = load_script('tools/dataset_converters/make_synthetic_cnmc.py')
+_STAIN = load_script('tools/analysis/cnmc_stain_reference.py')
+#: The generators of tools/dataset_converters/make_synthetic_cnmc.py.
+make_synthetic_cnmc = _SYNTHETIC.make_synthetic_cnmc
+draw_synthetic_cell = _SYNTHETIC.draw_synthetic_cell
+#: The statistics of tools/analysis/cnmc_stain_reference.py.
+cnmc_stain_reference = _STAIN.cnmc_stain_reference
+
 PRELIM = 'validation_data/C-NMC_test_prelim_phase_data'
 PRELIM_CSV = 'validation_data/C-NMC_test_prelim_phase_data_labels.csv'
 FINAL = 'testing_data/C-NMC_test_final_phase_data'
@@ -32,7 +44,6 @@ def make_release(root: str, img_size: int = 64, seed: int = 0) -> dict:
         dict: what was planted: ``lower`` (the renamed ``UID_h3_...`` paths), ``near`` /
         ``exact`` / ``cross_split`` (pairs of paths that are duplicates), ``stray``.
     """
-    from mmbloodcell.datasets import make_synthetic_cnmc
     make_synthetic_cnmc(root, img_size=img_size, num_folds=3, patients_per_fold=(2, 2),
                         cells_per_patient=4, prelim_patients=(2, 2), final_patients=(2, 2),
                         seed=seed)
@@ -112,3 +123,10 @@ def odd_cells(src_bmp: str, out_dir: str) -> dict:
     paths['jpeg'] = osp.join(out_dir, f'{stem}_jpeg.jpg')
     cv2.imwrite(paths['jpeg'], img, [cv2.IMWRITE_JPEG_QUALITY, 90])
     return paths
+
+
+def write_stain_reference(root: str) -> str:
+    """``<root>/stain_reference.json`` as ``tools/analysis/cnmc_stain_reference.py ROOT``
+    writes it (the stain-norm configs read it)."""
+    return _STAIN.write_stain_reference(_STAIN.cnmc_stain_reference(root),
+                                        osp.join(root, 'stain_reference.json'))

@@ -45,11 +45,10 @@ def _no_download(cfg):
 @pytest.fixture(scope='module')
 def cnmc_root(tmp_path_factory):
     """A generated C-NMC release with the stain reference the stain-norm configs read."""
-    from mmbloodcell.datasets import make_synthetic_cnmc
-    from mmbloodcell.datasets.stats import cnmc_stain_reference, write_stain_reference
+    from cnmc_release import make_synthetic_cnmc, write_stain_reference
     root = str(tmp_path_factory.mktemp('configs') / 'C-NMC_Leukemia')
     make_synthetic_cnmc(root, img_size=48, patients_per_fold=(1, 1), cells_per_patient=2)
-    write_stain_reference(cnmc_stain_reference(root), osp.join(root, 'stain_reference.json'))
+    write_stain_reference(root)
     return root
 
 

@@ -3,5 +3,3 @@ from .bccd import BCCDDataError, BCCDDataset  # noqa: F401
 from .cnmc import CNMCDataError, CNMCDataset, parse_cnmc_name, split_patients  # noqa: F401
 from .image_checks import box_problem, check_image_file, inspect_image_file  # noqa: F401
 from .samplers import ClassBalancedOverSampler  # noqa: F401
-from .stats import cnmc_mean_std  # noqa: F401
-from .synthetic import make_synthetic_cnmc  # noqa: F401

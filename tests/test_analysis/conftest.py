@@ -74,8 +74,7 @@ def det_run(bccd_mini, tmp_path_factory):
 def cls_run(tmp_path_factory):
     from mmengine.config import Config
 
-    from mmbloodcell.datasets.stats import cnmc_stain_reference, write_stain_reference
-    from mmbloodcell.datasets.synthetic import make_synthetic_cnmc
+    from cnmc_release import make_synthetic_cnmc, write_stain_reference
     helpers = load_module(osp.join(TESTS, 'test_tools', 'test_cnmc_train_test.py'),
                           'analysis_cnmc_helpers')
     base = tmp_path_factory.mktemp('analysis_cls')
@@ -85,7 +84,7 @@ def cls_run(tmp_path_factory):
                         cells_per_patient=2, prelim_patients=(2, 2), final_patients=(1, 1),
                         seed=0)
     # the stain reference the config reads (tools/analysis/cnmc_stain_reference.py)
-    write_stain_reference(cnmc_stain_reference(root), osp.join(root, 'stain_reference.json'))
+    write_stain_reference(root)
     cfg = helpers._shrink(
         Config.fromfile(osp.join(REPO, 'configs', 'cnmc', 'simplenet_bce_stain-norm_cnmc.py')),
         root, 'analysis_cls')

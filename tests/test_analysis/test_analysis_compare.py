@@ -9,7 +9,7 @@ import pytest
 from analysis_helpers import REPO, tool
 from mmengine.config import Config
 
-from mmbloodcell.analysis.compare import REFERENCE, summarize_run
+from mmbloodcell.analysis.compare import REFERENCE
 from mmbloodcell.analysis.describe import describe_config
 
 

@@ -25,13 +25,12 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import load_checkpoint
 
+from cnmc_release import make_synthetic_cnmc, write_stain_reference
 import mmbloodcell  # noqa: F401
 from mmbloodcell.apis.cli import main
 from mmbloodcell.apis.gradcam import cam_to_image, grad_cam
 from mmbloodcell.apis.inference import CellClassifier, output_stems
 from mmbloodcell.apis.runner import build_runner, set_data_root
-from mmbloodcell.datasets.stats import cnmc_stain_reference, write_stain_reference
-from mmbloodcell.datasets.synthetic import make_synthetic_cnmc
 from mmbloodcell.registry import CLS_MODELS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -172,7 +171,7 @@ def classifiers(tmp_path_factory):
     make_synthetic_cnmc(root, img_size=SIZE, num_folds=3, patients_per_fold=(1, 1),
                         cells_per_patient=2, prelim_patients=(1, 1), final_patients=(1, 1),
                         seed=0)
-    write_stain_reference(cnmc_stain_reference(root), osp.join(root, 'stain_reference.json'))
+    write_stain_reference(root)
     out = {}
     for name, seed in (('a', 0), ('b', 1)):
         cfg = _small_cnmc_cfg(root, seed)

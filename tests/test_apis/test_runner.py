@@ -115,7 +115,7 @@ def test_remote_weights_and_offline_message():
 def test_train_offline_names_the_weights_and_the_fix(tmp_path, monkeypatch):
     """A config whose pretrained URL cannot be reached (here a closed local port) stops with the
     URL, where to put the file and the --cfg-options that avoid it, not a bare URLError."""
-    from mmbloodcell.datasets import make_synthetic_cnmc
+    from cnmc_release import make_synthetic_cnmc
     root = str(tmp_path / 'cnmc')
     make_synthetic_cnmc(root, img_size=32, num_folds=1, patients_per_fold=(1, 1),
                         cells_per_patient=2, prelim_patients=(1, 1))
@@ -147,7 +147,7 @@ def test_two_trainings_in_one_process_write_their_own_scalars(tmp_path):
     import glob
 
     from mmbloodcell.apis.runner import build_runner
-    from mmbloodcell.datasets import make_synthetic_cnmc
+    from cnmc_release import make_synthetic_cnmc
     root = str(tmp_path / 'cnmc')
     make_synthetic_cnmc(root, img_size=32, num_folds=1, patients_per_fold=(1, 1),
                         cells_per_patient=2, prelim_patients=(1, 1))

@@ -359,7 +359,7 @@ def test_dataset_check_warns_per_image(real_cells, tmp_path, monkeypatch):
     from mmengine.logging import MMLogger
 
     from cnmc_release import odd_cells
-    from mmbloodcell.datasets import make_synthetic_cnmc
+    from cnmc_release import make_synthetic_cnmc
     from mmbloodcell.datasets.cnmc import CNMCDataset
     root = str(tmp_path / 'C-NMC_Leukemia')
     make_synthetic_cnmc(root, img_size=48, num_folds=1, patients_per_fold=(1, 1),
@@ -411,16 +411,16 @@ def test_stain_reference_of_the_training_cells(real_cells, tmp_path):
     """The reference is the median cell: normalising the six real cells to it keeps their
     contrast (the old reference, UID_1_3_1_all, has about twice a typical cell's LAB std and
     inflated every cell's L and b spread by ~1.6x) and no cell pixel turns black."""
-    from mmbloodcell.datasets.stats import cnmc_stain_reference, write_stain_reference
+    from cnmc_release import _STAIN
     root = tmp_path / 'C-NMC_Leukemia'
     for name, img in real_cells.items():
         cls = name.split('_')[-1][:-4]
         folder = root / 'training_data' / 'fold_0' / cls
         folder.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(folder / name), img)
-    stats = cnmc_stain_reference(str(root), folds=(0, ))
+    stats = _STAIN.cnmc_stain_reference(str(root), folds=(0, ))
     assert stats['num_images'] == 6 and stats['num_macenko'] == 6
-    path = write_stain_reference(stats, str(root / 'stain_reference.json'))
+    path = _STAIN.write_stain_reference(stats, str(root / 'stain_reference.json'))
     per_cell = np.array([reinhard_stats(img)[1] for img in real_cells.values()])
     np.testing.assert_allclose(stats['reinhard']['std'], np.median(per_cell, axis=0),
                                atol=1e-3)

@@ -10,7 +10,8 @@ import pytest
 import torch
 from mmengine.registry import DefaultScope
 
-from mmbloodcell.datasets import CNMCDataError, CNMCDataset, make_synthetic_cnmc
+from cnmc_release import make_synthetic_cnmc
+from mmbloodcell.datasets import CNMCDataError, CNMCDataset
 from mmbloodcell.datasets.cnmc import parse_cnmc_name, split_patients
 from mmbloodcell.datasets.image_checks import check_image_file
 from mmbloodcell.registry import CLS_DATASETS

@@ -6,8 +6,9 @@ import pytest
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
+from cnmc_release import make_synthetic_cnmc
 import mmbloodcell.datasets.samplers as samplers_mod
-from mmbloodcell.datasets import ClassBalancedOverSampler, CNMCDataset, make_synthetic_cnmc
+from mmbloodcell.datasets import ClassBalancedOverSampler, CNMCDataset
 from mmbloodcell.registry import CLS_DATA_SAMPLERS
 
 

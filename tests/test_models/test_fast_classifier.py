@@ -14,8 +14,8 @@ from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
 from script_loader import load_script
+from cnmc_release import make_synthetic_cnmc
 import mmbloodcell  # noqa: F401
-from mmbloodcell.datasets.synthetic import make_synthetic_cnmc
 from mmbloodcell.models.classifiers import FastImageClassifier
 from mmbloodcell.registry import CLS_MODELS
 

@@ -19,7 +19,7 @@ CONFIGS = osp.join(HERE, 'configs')
 
 def make_cnmc_data(root: str) -> str:
     """24 training cells (one fold, 3 + 3 patients x 4) and 16 labelled test cells, 48x48."""
-    from mmbloodcell.datasets import make_synthetic_cnmc
+    from cnmc_release import make_synthetic_cnmc
     counts = make_synthetic_cnmc(root, img_size=48, num_folds=1, patients_per_fold=(3, 3),
                                  cells_per_patient=4, prelim_patients=(2, 2),
                                  final_patients=(1, 1), seed=0)

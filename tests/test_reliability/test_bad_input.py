@@ -63,8 +63,8 @@ from mmengine.registry import DefaultScope
 from PIL import Image
 
 import mmbloodcell  # noqa: F401
-from mmbloodcell.datasets import (BCCDDataError, BCCDDataset, CNMCDataError, CNMCDataset,
-                                  make_synthetic_cnmc)
+from cnmc_release import make_synthetic_cnmc
+from mmbloodcell.datasets import BCCDDataError, BCCDDataset, CNMCDataError, CNMCDataset
 from reliability_utils import REPO
 from script_loader import load_script
 

@@ -1,6 +1,5 @@
 """tools/analysis/cnmc_mean_std.py: mean/std after CropToCell + resize, printed as config."""
 import glob
-import importlib.util
 import os.path as osp
 import re
 
@@ -8,10 +7,11 @@ import mmcv
 import numpy as np
 import pytest
 
-from mmbloodcell.datasets import make_synthetic_cnmc
-from mmbloodcell.datasets.stats import cnmc_mean_std
+from cnmc_release import make_synthetic_cnmc
+from script_loader import load_script
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOL = load_script('tools/analysis/cnmc_mean_std.py')
+cnmc_mean_std = TOOL.cnmc_mean_std
 
 
 @pytest.fixture(scope='module')
@@ -49,11 +49,7 @@ def test_mean_std_matches_direct_computation(root):
 
 
 def test_cli_prints_config_lines(root, capsys):
-    path = osp.join(REPO, 'tools', 'analysis', 'cnmc_mean_std.py')
-    spec = importlib.util.spec_from_file_location('cnmc_mean_std_tool', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    stats = tool.main([root, '--size', '16', '--folds', '0', '1'])
+    stats = TOOL.main([root, '--size', '16', '--folds', '0', '1'])
     out = capsys.readouterr().out
     assert stats['num_images'] == 12
     mean = re.search(r'mean=\[([^\]]*)\]', out).group(1)
@@ -66,5 +62,5 @@ def test_cli_prints_config_lines(root, capsys):
     exec('\n'.join(line for line in out.splitlines() if not line.startswith('#')), ns)
     assert ns['data_preprocessor']['to_rgb'] is True and len(ns['data_preprocessor']['std']) == 3
     # patient split: fewer images (the training side only)
-    held = tool.main([root, '--size', '16', '--folds', '0', '1', '--patient-split-ratio', '0.5'])
+    held = TOOL.main([root, '--size', '16', '--folds', '0', '1', '--patient-split-ratio', '0.5'])
     assert held['num_images'] == 6

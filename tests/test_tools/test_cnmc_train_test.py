@@ -19,11 +19,10 @@ from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import load_checkpoint
 
 from script_loader import load_script
+from cnmc_release import make_synthetic_cnmc, write_stain_reference
 import mmbloodcell  # noqa: F401
 from mmbloodcell.apis.runner import set_data_root
 from mmbloodcell.datasets import CNMCDataset
-from mmbloodcell.datasets.stats import cnmc_stain_reference, write_stain_reference
-from mmbloodcell.datasets.synthetic import make_synthetic_cnmc
 from mmbloodcell.evaluation.metrics import BinaryClassificationMetric
 from mmbloodcell.registry import CLS_MODELS
 
@@ -74,7 +73,7 @@ def synthetic_root(tmp_path_factory):
                                  cells_per_patient=2, prelim_patients=(2, 2),
                                  final_patients=(1, 1), seed=0)
     assert counts['prelim'] == 8
-    write_stain_reference(cnmc_stain_reference(root), osp.join(root, 'stain_reference.json'))
+    write_stain_reference(root)
     return root
 
 

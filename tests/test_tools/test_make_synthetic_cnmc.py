@@ -2,7 +2,6 @@
 import csv
 import glob
 import hashlib
-import importlib.util
 import os
 import os.path as osp
 
@@ -11,17 +10,15 @@ import numpy as np
 import pytest
 
 from mmbloodcell.datasets import CNMCDataset
-from mmbloodcell.datasets.synthetic import draw_synthetic_cell, make_synthetic_cnmc
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from script_loader import load_script
 
 
 def _load_tool():
-    path = osp.join(REPO, 'tools', 'dataset_converters', 'make_synthetic_cnmc.py')
-    spec = importlib.util.spec_from_file_location('make_synthetic_cnmc_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/dataset_converters/make_synthetic_cnmc.py')
+
+
+_TOOL = _load_tool()
+make_synthetic_cnmc, draw_synthetic_cell = _TOOL.make_synthetic_cnmc, _TOOL.draw_synthetic_cell
 
 
 def _digest(root):

@@ -10,10 +10,83 @@ Use only the training patients when you hold some out (``--patient-split-ratio``
 import argparse
 import os.path as osp
 import sys
+from typing import Dict, List, Optional, Sequence
+
+import mmcv
+import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmbloodcell.datasets.stats import cnmc_mean_std, format_preprocessor_lines  # noqa: E402
+from mmbloodcell.datasets import CNMCDataset  # noqa: E402
+from mmbloodcell.datasets.transforms import CropToCell  # noqa: E402
+
+
+def cnmc_mean_std(data_root: str,
+                  folds: Sequence[int] = (0, 1, 2),
+                  size: int = 224,
+                  threshold: float = 0,
+                  margin: int = 0,
+                  subdirs: Optional[dict] = None,
+                  patient_split: Optional[dict] = None,
+                  max_images: Optional[int] = None) -> Dict[str, object]:
+    """Mean and standard deviation per channel of the training images as the model sees them.
+
+    Every image is read as BGR (``mmcv.imread``), cropped by :class:`CropToCell` (square
+    padding included) and resized to ``size x size`` with bilinear interpolation, as
+    ``CropToCell`` + ``Resize(scale=size)`` do in a pipeline. All pixels of the result count,
+    black padding and background included, because the network sees them too.
+
+    Args:
+        data_root (str): The C-NMC root.
+        folds (Sequence[int]): Training folds. Defaults to (0, 1, 2).
+        size (int): Resize side. Defaults to 224.
+        threshold (float): ``CropToCell`` threshold. Defaults to 0.
+        margin (int): ``CropToCell`` margin. Defaults to 0.
+        subdirs (dict, optional): ``CNMCDataset`` subdirs.
+        patient_split (dict, optional): ``CNMCDataset`` patient split (use the training side
+            only, so that validation patients do not leak into the statistics).
+        max_images (int, optional): Use the first N images only. Defaults to None (all).
+
+    Returns:
+        dict: ``mean`` and ``std`` (lists of 3 floats in RGB order, 0..255 scale),
+        ``num_images``, ``num_pixels``.
+    """
+    dataset = CNMCDataset(data_root=data_root, split='train', folds=folds, subdirs=subdirs,
+                          patient_split=patient_split, serialize_data=False)
+    crop = CropToCell(threshold=threshold, margin=margin)
+    total = np.zeros(3, np.float64)
+    total_sq = np.zeros(3, np.float64)
+    n_pix = 0
+    n_img = len(dataset) if max_images is None else min(max_images, len(dataset))
+    for i in range(n_img):
+        path = dataset.get_data_info(i)['img_path']
+        img = mmcv.imread(path, flag='color')
+        if img is None:
+            raise OSError(f'{path}: cannot be read as an image; check the file')
+        img = crop(dict(img=img))['img']
+        img = mmcv.imresize(img, (size, size), interpolation='bilinear').astype(np.float64)
+        pix = img.reshape(-1, 3)
+        total += pix.sum(axis=0)
+        total_sq += (pix**2).sum(axis=0)
+        n_pix += len(pix)
+    mean = total / n_pix
+    std = np.sqrt(np.maximum(total_sq / n_pix - mean**2, 0))
+    return dict(mean=mean[::-1].tolist(), std=std[::-1].tolist(), num_images=n_img,
+                num_pixels=n_pix)
+
+
+def format_preprocessor_lines(stats: Dict[str, object], digits: int = 2) -> List[str]:
+    """The config lines for mmpretrain's ``data_preprocessor`` (RGB order, ``to_rgb=True``)."""
+    mean = ', '.join(f'{v:.{digits}f}' for v in stats['mean'])
+    std = ', '.join(f'{v:.{digits}f}' for v in stats['std'])
+    return [
+        f'# {stats["num_images"]} C-NMC training images after CropToCell + Resize; RGB order '
+        f'(images are loaded BGR and flipped by to_rgb=True)',
+        'data_preprocessor = dict(',
+        f'    mean=[{mean}],',
+        f'    std=[{std}],',
+        '    to_rgb=True)',
+    ]
 
 
 def training_set_parser(description: str) -> argparse.ArgumentParser:

@@ -517,9 +517,8 @@ def macenko_stains(img: np.ndarray,
 
 def load_stain_reference(path: str, method: str) -> dict:
     """The reference statistics of ``method`` from a JSON file written by
-    ``tools/analysis/cnmc_stain_reference.py`` (:func:`mmbloodcell.datasets.stats.
-    cnmc_stain_reference`): ``{"reinhard": {"mean": [L, a, b], "std": [L, a, b]},
-    "macenko": {"stains": 3x2, "max_conc": [2]}, ...}``.
+    ``tools/analysis/cnmc_stain_reference.py``: ``{"reinhard": {"mean": [L, a, b], "std": [L, a,
+    b]}, "macenko": {"stains": 3x2, "max_conc": [2]}, ...}``.
 
     Raises:
         FileNotFoundError: the file is missing; the message gives the command that writes it.

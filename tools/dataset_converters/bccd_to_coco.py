@@ -122,6 +122,7 @@ from mmbloodcell.datasets.bccd import BCCDDataset  # noqa: E402
 from mmbloodcell.datasets.image_checks import (box_problem, compact,  # noqa: E402
                                                inspect_image_file)
 from mmbloodcell.datasets.skipping import ON_ERROR_CHOICES  # noqa: E402
+from mmbloodcell.utils.fileio import atomic_write_bytes  # noqa: E402
 from mmbloodcell.utils.paths import IMAGE_EXTENSIONS  # noqa: E402
 
 CLASSES: Tuple[str, ...] = tuple(BCCDDataset.METAINFO['classes'])
@@ -721,19 +722,9 @@ def build_coco(records: Sequence[ImageRecord], split: str) -> dict:
 
 
 def dump_json(obj: dict, path: str) -> None:
-    """Write ``obj`` deterministically (sorted keys, fixed separators) via a temporary file."""
+    """Write ``obj`` deterministically (sorted keys, fixed separators), atomically."""
     text = json.dumps(obj, sort_keys=True, separators=(',', ':'), ensure_ascii=True) + '\n'
-    d = osp.dirname(osp.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    tmp = osp.join(d, f'.{osp.basename(path)}.{os.getpid()}.tmp')
-    try:
-        with open(tmp, 'w') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write_bytes(text.encode('ascii'), path)
 
 
 def _place_images(src_img_dir: str, dst: str, records: Sequence[ImageRecord],

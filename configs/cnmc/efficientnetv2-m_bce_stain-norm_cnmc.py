@@ -1,12 +1,7 @@
 # Backbone comparison on C-NMC 2019: EfficientNetV2-M from ImageNet-1k, the study's head (GAP ->
 # FC 256 -> ReLU -> FC 1), binary cross entropy, Adam, batch 32, patient-wise split and
 # Reinhard stain normalisation (at 224x224, like the other backbones).
-_base_ = [
-    '../_base_/datasets/cnmc_stain-norm.py',
-    '../_base_/schedules/cnmc_adam.py',
-    '../_base_/cls_runtime.py',
-    '../_base_/models/binary_cls.py',
-]
+_base_ = '../_base_/cnmc_backbone-comparison.py'
 
 model = dict(
     # the pretrained weights expect inputs scaled to [-1, 1], RGB
@@ -19,5 +14,4 @@ model = dict(
             checkpoint='https://download.openmmlab.com/mmclassification/v0/efficientnetv2/'
             'efficientnetv2-m_3rdparty_in1k_20221220-9dc0c729.pth',
             prefix='backbone')),
-    head=dict(in_channels=1280,
-              loss=dict(_delete_=True, type='WeightedBCELoss', class_weight=None)))
+    head=dict(in_channels=1280))

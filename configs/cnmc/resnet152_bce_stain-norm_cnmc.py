@@ -2,12 +2,7 @@
 # ReLU -> FC 1), binary cross entropy, Adam, batch 32, patient-wise split and Reinhard stain
 # normalisation. The study used Keras' ResNet152V2 (pre-activation blocks), which mmpretrain
 # does not provide; mmpretrain's ResNet-152 (v1.5 bottlenecks) is the closest model-zoo model.
-_base_ = [
-    '../_base_/datasets/cnmc_stain-norm.py',
-    '../_base_/schedules/cnmc_adam.py',
-    '../_base_/cls_runtime.py',
-    '../_base_/models/binary_cls.py',
-]
+_base_ = '../_base_/cnmc_backbone-comparison.py'
 
 model = dict(
     backbone=dict(
@@ -20,5 +15,4 @@ model = dict(
             checkpoint='https://download.openmmlab.com/mmclassification/v0/resnet/'
             'resnet152_8xb32_in1k_20210901-4d7582fa.pth',
             prefix='backbone')),
-    head=dict(in_channels=2048,
-              loss=dict(_delete_=True, type='WeightedBCELoss', class_weight=None)))
+    head=dict(in_channels=2048))

@@ -4,17 +4,11 @@
 # ImageNet statistics of binary_cls.py; for a model trained from scratch the training set's own
 # are better: run tools/analysis/cnmc_mean_std.py and paste its lines into
 # model.data_preprocessor.
-_base_ = [
-    '../_base_/datasets/cnmc_stain-norm.py',
-    '../_base_/schedules/cnmc_adam.py',
-    '../_base_/cls_runtime.py',
-    '../_base_/models/binary_cls.py',
-]
+_base_ = '../_base_/cnmc_backbone-comparison.py'
 
 model = dict(
     backbone=dict(type='SimpleNet', widths=(32, 64, 128, 256), convs_per_stage=2),
-    head=dict(in_channels=256,
-              loss=dict(_delete_=True, type='WeightedBCELoss', class_weight=None)))
+    head=dict(in_channels=256))
 
 # trained from scratch: a larger learning rate than the fine-tuning configs' 1e-5
 optim_wrapper = dict(optimizer=dict(lr=1e-3))

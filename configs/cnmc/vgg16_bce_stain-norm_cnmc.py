@@ -1,12 +1,7 @@
 # Backbone comparison on C-NMC 2019: VGG-16 (no BN) from ImageNet, the study's head (GAP -> FC
 # 256 -> ReLU -> FC 1), binary cross entropy, Adam, batch 32, patient-wise split and Reinhard
 # stain normalisation.
-_base_ = [
-    '../_base_/datasets/cnmc_stain-norm.py',
-    '../_base_/schedules/cnmc_adam.py',
-    '../_base_/cls_runtime.py',
-    '../_base_/models/binary_cls.py',
-]
+_base_ = '../_base_/cnmc_backbone-comparison.py'
 
 model = dict(
     backbone=dict(
@@ -18,5 +13,4 @@ model = dict(
             checkpoint='https://download.openmmlab.com/mmclassification/v0/vgg/'
             'vgg16_batch256_imagenet_20210208-db26f1a5.pth',
             prefix='backbone')),
-    head=dict(in_channels=512,
-              loss=dict(_delete_=True, type='WeightedBCELoss', class_weight=None)))
+    head=dict(in_channels=512))

@@ -3,16 +3,10 @@
 # Xception comes from timm through mmpretrain's TIMMBackbone: it needs `pip install timm`.
 # timm's 'legacy_xception' is the original (Keras) Xception; pretrained=True downloads its
 # ImageNet weights from the Hugging Face hub when the model is built.
-_base_ = [
-    '../_base_/datasets/cnmc_stain-norm.py',
-    '../_base_/schedules/cnmc_adam.py',
-    '../_base_/cls_runtime.py',
-    '../_base_/models/binary_cls.py',
-]
+_base_ = '../_base_/cnmc_backbone-comparison.py'
 
 model = dict(
     # the pretrained weights expect inputs scaled to [-1, 1], RGB
     data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5]),
     backbone=dict(type='TIMMBackbone', model_name='legacy_xception', pretrained=True),
-    head=dict(in_channels=2048,
-              loss=dict(_delete_=True, type='WeightedBCELoss', class_weight=None)))
+    head=dict(in_channels=2048))

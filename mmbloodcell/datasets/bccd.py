@@ -24,48 +24,36 @@ class BCCDDataError(ValueError):
 class BCCDDataset(SkipOrRaiseMixin, CocoDataset):
     """BCCD (364 smear images, 640x480) as written by ``tools/dataset_converters/bccd_to_coco.py``.
 
-    A :class:`mmdet.datasets.CocoDataset` with BCCD's classes and palette, so a config only names
-    paths::
+    A :class:`mmdet.datasets.CocoDataset` with BCCD's classes and palette::
 
         dataset = dict(type='BCCDDataset', data_root='data/bccd/',
                        ann_file='annotations/train.json', data_prefix=dict(img='JPEGImages/'))
 
-    mmdet maps a json's categories to labels in the order they appear in the json, not in the
-    order of ``classes``; the same holds for ``CocoMetric``. A json whose categories are not in
-    the order ``RBC, WBC, Platelets`` (or lacks one) would therefore give silently wrong labels,
-    so loading checks the order and raises with the fix instead.
+    mmdet (and ``CocoMetric``) maps categories to labels in their json order, not in the order
+    of ``classes``: loading raises unless the json lists ``RBC, WBC, Platelets`` in this order.
 
-    Checks of the json's boxes (always; cheap): mmdet's ``CocoDataset`` silently drops a box
-    whose ``category_id`` is not one of the classes' categories, with zero or sub-pixel width
-    or height, or lying outside the image, and keeps a box that sticks out of the image or
-    starts at a negative coordinate. Here each of these is a problem that names the json, the
-    annotation id, the image and the fix: ``unknown_category``; ``bad_box`` (not four finite
-    numbers, or below 1 px wide or high); ``negative_box``, ``inverted_box``, ``zero_area_box``,
-    ``outside_box`` (the checks of :func:`~mmbloodcell.datasets.image_checks.box_problem`, as in
-    the converter).
+    Boxes (always checked): mmdet silently drops a box with an unknown ``category_id``, below
+    1 px wide or high, or outside the image, and keeps one that sticks out or starts below 0.
+    Here each is a problem naming the json, the annotation id, the image and the fix:
+    ``unknown_category``, ``bad_box`` and those of
+    :func:`~mmbloodcell.datasets.image_checks.box_problem`, as in the converter.
 
-    Checks of the image files (``check_images=True``; the header and end marker of every
-    image are read once at start-up, no pixel is decoded): a missing file (``missing_image``),
-    an empty, truncated or non-image file (``image_empty_file``, ``image_truncated``,
-    ``image_not_image``, ``image_unreadable``), an image whose size differs from the json's
-    ``width`` x ``height`` (``size_mismatch``: its boxes were drawn on another image) and, with
-    ``max_image_size``, an image wider or taller than that (``image_too_large``). Without the
-    check, such files fail later inside ``LoadImageFromFile`` (or, for a truncated JPEG, are
-    silently decoded with a grey bottom).
+    Images (``check_images=True``; headers and end markers read once at start-up): a missing
+    file (``missing_image``), an empty, truncated or non-image file (``image_empty_file``,
+    ``image_truncated``, ``image_not_image``, ``image_unreadable``), a size other than the
+    json's (``size_mismatch``) and, with ``max_image_size``, a larger one
+    (``image_too_large``); otherwise these fail inside ``LoadImageFromFile`` (or a truncated
+    JPEG decodes with a grey bottom).
 
     With ``on_error='raise'`` (default) the first problem raises :class:`BCCDDataError`; with
-    ``on_error='skip'`` the box (or the image, for image problems) is dropped, a warning is
-    logged and the message kept in :attr:`skipped` (kind -> list of messages; counts in
-    :attr:`skip_counts`).
-
-    Grayscale, RGBA, palette and 16-bit images need nothing special: ``LoadImageFromFile``
-    (``color_type='color'``) reads them as 8-bit 3-channel BGR.
+    ``'skip'`` the box (or image) is dropped, logged and kept in :attr:`skipped` (kind ->
+    messages). Grayscale, RGBA, palette and 16-bit images need nothing: ``LoadImageFromFile``
+    reads them as 8-bit BGR.
 
     Args:
         on_error (str): 'raise' or 'skip'. Defaults to 'raise'.
         check_images (bool): Check every image file at start-up. Defaults to False.
-        max_image_size (int, optional): With ``check_images``, reject images wider or taller
-            than this. Defaults to None.
+        max_image_size (int, optional): With ``check_images``, the largest width or height.
         **kwargs: Arguments of :class:`mmdet.datasets.CocoDataset`.
     """
 
@@ -108,7 +96,6 @@ class BCCDDataset(SkipOrRaiseMixin, CocoDataset):
         self.skipped = dict(self.skipped)
         return data_list
 
-    # ------------------------------------------------------------------ checks
     def _check_categories(self) -> None:
         """Raise if the json's categories are not the dataset's classes in the same order."""
         with get_local_path(self.ann_file, backend_args=self.backend_args) as local_path:

@@ -15,8 +15,8 @@ Official layout (the default ``subdirs``; every name can be changed)::
     └── testing_data/
         └── C-NMC_test_final_phase_data/<N>.bmp      (unlabelled)
 
-In the labels CSV ``Patient_ID`` is the original ``UID_...`` file name, ``new_names`` the
-numbered file (``1.bmp``) and ``labels`` 1 = all, 0 = hem.
+CSV columns: ``Patient_ID`` (original ``UID_...`` name), ``new_names`` (numbered file) and
+``labels`` (1 = all, 0 = hem).
 """
 import csv
 import os
@@ -33,7 +33,7 @@ from mmpretrain.datasets import BaseDataset
 from mmbloodcell.registry import CLS_DATASETS
 from mmbloodcell.utils.paths import IMAGE_EXTENSIONS, natural_key, strip_image_ext
 from .image_checks import check_image_file
-from .skipping import SkipOrRaiseMixin, dataset_option_hint
+from .skipping import ON_ERROR_CHOICES, SkipOrRaiseMixin, dataset_option_hint
 from .transforms.cell import cell_image_warnings
 
 CNMC_CLASSES = ('hem', 'all')
@@ -52,10 +52,7 @@ DEFAULT_SUBDIRS = dict(
 
 CSV_HEADER = ('Patient_ID', 'new_names', 'labels')
 
-#: Training-set file names: ``UID_<patient>_<image>_<cell>_all.bmp`` (patients are numbers)
-#: and ``UID_H<patient>_<image>_<cell>_hem.bmp`` (healthy patients carry an ``H``). The release
-#: also spells some healthy patients with a lower-case ``h`` (``UID_h3_1_1_hem.bmp``): the
-#: pattern ignores case and the patient id is reported upper-case (``H3``).
+#: Training-set file names; case is free, as the release also spells ``UID_h3_1_1_hem.bmp``.
 CNMC_NAME_PATTERN = re.compile(
     r'^UID_(?P<patient>H?\d+)_(?P<image>\d+)_(?P<cell>\d+)_(?P<cls>all|hem)$', re.IGNORECASE)
 CNMC_NAME_HELP = ("'UID_<patient>_<image>_<cell>_all.bmp' (e.g. UID_1_3_1_all.bmp) or "
@@ -74,23 +71,11 @@ def canonical_patient_id(patient: str) -> str:
 
 
 def parse_cnmc_name(name: str, suffix: str = '.bmp') -> Dict[str, str]:
-    """Parse a C-NMC training file name.
+    """Parse a C-NMC training file name (or path; ``suffix`` in any case).
 
-    Letter case is free (``UID_h3_1_1_hem.bmp`` is one of the release's names); the patient
-    id comes back in its canonical form (:func:`canonical_patient_id`) and the class
-    lower-case.
-
-    Args:
-        name (str): The file name (a path is reduced to its base name).
-        suffix (str): The expected extension (any case). Defaults to '.bmp'.
-
-    Returns:
-        dict: ``patient_id`` ('1', 'H6'), ``image_id``, ``cell_id`` (strings as in the name) and
-        ``class_name`` ('all' or 'hem').
-
-    Raises:
-        CNMCDataError: the name does not follow the official pattern, or its patient prefix
-            contradicts its class (``H`` marks healthy patients, whose cells are ``hem``).
+    Returns ``patient_id`` (canonical: '1', 'H6'), ``image_id``, ``cell_id`` (strings) and
+    ``class_name`` ('all' | 'hem'). Raises :class:`CNMCDataError` for a name off the official
+    pattern or a patient prefix that contradicts the class (``H`` patients have ``hem`` cells).
     """
     base = osp.basename(name)
     if not base.lower().endswith(suffix.lower()):
@@ -113,62 +98,47 @@ def parse_cnmc_name(name: str, suffix: str = '.bmp') -> Dict[str, str]:
 class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
     """C-NMC 2019 leukemia dataset: ``hem`` (label 0) vs ``all`` (label 1).
 
-    Reads the official folder layout (see the module docstring) for three splits:
+    Splits of the official layout (module docstring): ``'train'`` reads
+    ``training_data/fold_<k>/{all,hem}`` for ``folds`` (labels from the class folder, which
+    must agree with the name); ``'prelim_test'`` the numbered images labelled by their CSV;
+    ``'final_test'`` the numbered images, unlabelled (no ``gt_label``; for prediction, e.g.
+    ``DumpResults``) unless ``subdirs['final_csv']`` names a labels CSV.
 
-    - ``split='train'``: ``training_data/fold_<k>/{all,hem}`` for the folds in ``folds`` (any
-      subset of 0, 1, 2); labels come from the class folder and must agree with the name.
-    - ``split='prelim_test'``: the numbered preliminary-test images, labelled by their CSV.
-    - ``split='final_test'``: the numbered final-test images, unlabelled (no ``gt_label``
-      key; use it for prediction, e.g. with ``DumpResults``), unless ``subdirs['final_csv']``
-      names a labels CSV.
+    Sample infos hold ``img_path``, ``gt_label``, ``patient_id`` ('1', 'H6'; None when
+    unknown), ``image_id``, ``cell_id``, ``fold`` (-1 outside the training folds) and
+    ``file_name`` (list them in ``PackInputs(meta_keys=...)`` for metrics). ``metainfo`` adds
+    ``split`` and the sorted ``patients``.
 
-    Each sample's info holds ``img_path``, ``gt_label`` (absent when unlabelled), ``patient_id``
-    ('1', 'H6'; ``None`` when unknown), ``image_id``, ``cell_id`` (strings from the name),
-    ``fold`` (-1 outside the training folds) and ``file_name``. To have them in the data
-    samples given to metrics, list them in ``PackInputs(meta_keys=...)``.
-    The dataset's ``metainfo`` adds ``split`` and the sorted ``patients``.
+    ``patient_split=dict(ratio=0.8, subset='train', seed=0)`` keeps the cells of ``ratio`` of
+    the patients (``subset='train'``) or of the others (``'val'``), drawn per class
+    (:func:`split_patients`): for one seed the subsets are complementary. C-NMC holds
+    near-identical cells under different patients: ``group_duplicates=True`` finds them at
+    start-up (:func:`~mmbloodcell.datasets.duplicates.find_duplicates`, RMS thumbnail distance
+    ``<= duplicate_distance``) and keeps the patients they link on one side;
+    ``group_duplicates='pairs.csv'`` reads the pairs of ``tools/analysis/cnmc_duplicates.py``.
 
-    Patient-wise split: ``patient_split=dict(ratio=0.8, subset='train', seed=0)`` keeps the
-    cells of ``ratio`` of the patients (``subset='train'``) or of the others
-    (``subset='val'``). Patients are drawn per class (stratified), so both sides hold both
-    classes whenever a class has at least two patients; for one seed the two subsets are
-    complementary and never share a patient. C-NMC also holds near-identical cells under
-    different patients: with ``group_duplicates=True`` the exact and near duplicates of the
-    split's images are found at start-up (:func:`~mmbloodcell.datasets.duplicates.
-    find_duplicates`, RMS thumbnail distance at most ``duplicate_distance``, default 0.02)
-    and the patients they link stay on one side; ``group_duplicates='pairs.csv'`` reads the
-    pairs written by ``tools/analysis/cnmc_duplicates.py`` instead.
-
-    Errors: a wrong root, a missing or empty class folder, a missing or badly formed labels
-    CSV always raise :class:`CNMCDataError`. Problems of single files - a name that does not
-    parse, a class folder that contradicts the name, a CSV row whose image is missing or whose
-    label is not 0/1, an image of a labelled test folder that has no CSV row, and (with
-    ``check_images=True``) an empty, truncated or non-image file -
-    raise too with ``on_error='raise'``; with ``on_error='skip'`` the sample is dropped, a
-    warning is logged and the count is kept in :attr:`skipped` (reason -> list of messages).
+    A wrong root, a missing or empty class folder, a missing or malformed labels CSV raise
+    :class:`CNMCDataError`. Problems of single files (unparseable name, class folder against
+    the name, CSV row with a missing image or a label not 0/1, test image without a CSV row,
+    with ``check_images`` a bad image file) raise with ``on_error='raise'``; with ``'skip'``
+    the sample is dropped, logged and kept in :attr:`skipped` (reason -> messages).
 
     Args:
-        data_root (str): The C-NMC root (holding ``training_data`` etc.).
-            Defaults to 'data/C-NMC_Leukemia'.
+        data_root (str): The C-NMC root. Defaults to 'data/C-NMC_Leukemia'.
         split (str): 'train', 'prelim_test' or 'final_test'. Defaults to 'train'.
         folds (Sequence[int]): Training folds to read. Defaults to (0, 1, 2).
         subdirs (dict, optional): Overrides of :data:`DEFAULT_SUBDIRS`.
         patient_split (dict, optional): ``ratio`` (0..1), ``subset`` ('train' | 'val'),
-            ``seed`` (default 0), ``group_duplicates`` (False, True or a pairs CSV) and
+            ``seed`` (0), ``group_duplicates`` (False, True or a pairs CSV) and
             ``duplicate_distance`` (0.02). Defaults to None (all patients).
         on_error (str): 'raise' or 'skip'. Defaults to 'raise'.
-        check_images (bool): Check that every file is a readable, complete image (header only
-            for BMP). Defaults to False.
-        max_image_size (int, optional): With ``check_images``, reject images larger than this
-            (width or height). Defaults to None.
-        check_cells (bool): Decode every image once at start-up and warn, per image, about
-            what makes it unlike C-NMC's cells (background not black, no cell, grayscale,
-            lossy JPEG: :func:`~mmbloodcell.datasets.transforms.cell.cell_image_warnings`).
-            The samples are kept; the findings are in :attr:`cell_warnings` (path -> list).
-            Defaults to False.
+        check_images (bool): Check that every file is a complete image (BMP: header only).
+        max_image_size (int, optional): With ``check_images``, the largest width or height.
+        check_cells (bool): Decode every image at start-up and warn about what makes it unlike
+            C-NMC's cells (:func:`~mmbloodcell.datasets.transforms.cell.cell_image_warnings`);
+            the samples are kept, the findings are in :attr:`cell_warnings` (path -> list).
         img_suffix (str): Image extension. Defaults to '.bmp'.
-        **kwargs: Other arguments of :class:`mmpretrain.datasets.BaseDataset` (``pipeline``,
-            ``test_mode``, ``indices``, ``lazy_init``...).
+        **kwargs: Other arguments of :class:`mmpretrain.datasets.BaseDataset`.
     """
 
     error_cls = CNMCDataError
@@ -190,7 +160,7 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
                  **kwargs):
         if split not in self.SPLITS:
             raise ValueError(f'CNMCDataset: split={split!r}, expected one of {self.SPLITS}')
-        if on_error not in ('raise', 'skip'):
+        if on_error not in ON_ERROR_CHOICES:
             raise ValueError(f"CNMCDataset: on_error={on_error!r}, expected 'raise' or 'skip'")
         if isinstance(folds, int):
             folds = (folds, )
@@ -213,15 +183,11 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         self.cell_warnings: Dict[str, List[str]] = {}
         self.duplicate_groups: Dict[str, str] = {}
         for key in ('ann_file', 'data_prefix'):
-            if kwargs.get(key):
+            if kwargs.pop(key, None):
                 raise ValueError(f'CNMCDataset does not use {key}; set data_root and subdirs')
-        kwargs.pop('ann_file', None)
-        kwargs.pop('data_prefix', None)
         super().__init__(ann_file='', data_root=data_root, **kwargs)
 
-    # ------------------------------------------------------------------ loading
     def load_data_list(self) -> List[dict]:
-        """Collect the samples of the split (see the class docstring)."""
         self.skipped = defaultdict(list)
         root = self.data_root
         if not root or not osp.isdir(root):
@@ -231,12 +197,10 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
                 f'(the C-NMC_Leukemia folder of the official release)')
         if self.split == 'train':
             data_list = self._load_train()
-        elif self.split == 'prelim_test':
-            data_list = self._load_numbered(self.subdirs['prelim'], self.subdirs['prelim_csv'],
-                                            csv_required=True)
         else:
-            data_list = self._load_numbered(self.subdirs['final'], self.subdirs['final_csv'],
-                                            csv_required=False)
+            key = self.split.replace('_test', '')
+            data_list = self._load_numbered(self.subdirs[key], self.subdirs[key + '_csv'],
+                                            csv_required=key == 'prelim')
         if self.patient_split is not None:
             data_list = self._apply_patient_split(data_list)
         if self.check_images:
@@ -411,7 +375,6 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
                            f'out of the folder')
         return data_list
 
-    # ------------------------------------------------------------------ patient split
     @staticmethod
     def _check_patient_split(cfg: Optional[dict]) -> Optional[dict]:
         if cfg is None:
@@ -477,7 +440,6 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
                 f'keeps on one side')
         return groups
 
-    # ------------------------------------------------------------------ errors
     def _image_ok(self, path: str) -> bool:
         problem = check_image_file(path, self.max_image_size)
         if problem is None:
@@ -503,7 +465,6 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
                 + (f', the first {num_logged} listed above' if len(self.cell_warnings) >
                    num_logged else '') + '; see dataset.cell_warnings for all of them')
 
-    # ------------------------------------------------------------------ labels
     def get_gt_labels(self) -> np.ndarray:
         """Ground-truth labels of all samples (raises for the unlabelled final test)."""
         self._require_labels()
@@ -550,26 +511,14 @@ def split_patients(patients: Sequence[str],
                    ratio: float = 0.8,
                    seed: int = 0,
                    groups: Optional[Dict[str, str]] = None) -> set:
-    """Choose the training patients of a patient-wise split, stratified by class.
+    """The training patients of a patient-wise split, stratified by class.
 
-    The units of the split are the patients, or with ``groups`` the groups of patients that
-    must stay together (e.g. patients sharing duplicate cells): a patient absent from
-    ``groups`` is its own unit. Each unit is assigned to the class most of its cells have (in
-    C-NMC every patient has one class). Within each class the units, sorted, are shuffled with
-    ``seed`` and the first ``round(ratio * n)`` go to training, clamped to ``[1, n - 1]`` when
-    ``n >= 2`` so that both sides get every class that has two units or more; a class's only
-    unit trains.
-
-    Args:
-        patients (Sequence[str]): The patient id of each sample.
-        labels (Sequence[int]): The label of each sample.
-        ratio (float): Fraction of each class's units on the training side.
-        seed (int): Shuffle seed; the same seed gives the same split.
-        groups (dict, optional): patient id -> group id. Defaults to None (every patient alone;
-            the split is then the same as without the argument).
-
-    Returns:
-        set: The patient ids on the training side; the others form the validation side.
+    ``patients`` and ``labels`` are given per sample. The units of the split are the patients,
+    or the groups of ``groups`` (patient id -> group id, e.g. patients sharing duplicate
+    cells; a patient absent from it is its own unit). Each unit takes the class most of its
+    cells have. Within each class the sorted units are shuffled with ``seed`` and the first
+    ``round(ratio * n)`` train, clamped to ``[1, n - 1]`` when ``n >= 2`` so that both sides
+    get every class with two units or more; a class's only unit trains.
     """
     groups = groups or {}
     votes = defaultdict(Counter)
@@ -603,8 +552,7 @@ def _first(names: Sequence[str], num: int = 5) -> str:
 
 
 def _other_files(files: Sequence[str], img_suffix: str) -> str:
-    """What a folder without ``*img_suffix`` files holds instead, and the fix when those are
-    images of another format."""
+    """What a folder without ``*img_suffix`` files holds instead (and the fix for images)."""
     if not files:
         return ' (the folder is empty)'
     by_ext = Counter(osp.splitext(f)[1].lower() for f in files)

@@ -1,16 +1,12 @@
-"""Exact and near-duplicate cell images, e.g. the same cell filed under two patients.
+"""Exact and near-duplicate cell images, e.g. the same cell filed under two patients (C-NMC
+2019 has such cells; a patient-wise split then leaks copies into validation).
 
-C-NMC 2019 holds near-identical cells under different patient ids; a patient-wise split then
-puts copies of one cell on both sides and the validation score leaks. The check compares cells
-as the classifiers see them: cropped to the cell (:class:`~.transforms.CropToCell`, square)
-and reduced to a ``size x size`` colour thumbnail (area interpolation, values in [0, 1]).
-
-- exact duplicates: identical decoded pixels (a SHA-1 of the array);
-- near duplicates: thumbnails whose RMS difference is at most ``max_distance``.
-
-All pairs are compared through one matrix product per block: first on ``size / 4`` thumbnails
-(the 4x4 block means of the full ones; block averaging never increases the RMS difference, so
-no pair within ``max_distance`` is missed), then the candidates on the full thumbnails.
+Cells are compared as the classifiers see them: cropped to a square around the cell
+(:class:`~.transforms.CropToCell`) and reduced to a ``size x size`` colour thumbnail in
+[0, 1]. Exact duplicates have identical pixels (SHA-1), near duplicates an RMS thumbnail
+difference ``<= max_distance``. All pairs are compared by blocked matrix products on the
+``size / 4`` block means first (averaging never increases the RMS difference, so no pair is
+missed), then the candidates on the full thumbnails.
 """
 import csv
 import hashlib
@@ -45,29 +41,17 @@ def cell_thumbnail(img: np.ndarray, size: int = 32) -> np.ndarray:
     return thumb.astype(np.float32) / 255.0
 
 
-def _read(path: str) -> np.ndarray:
-    img = mmcv.imread(path, flag='color')
-    if img is None:
-        raise OSError(f'{path}: cannot be read as an image; replace or remove the file')
-    return img
-
-
 def find_duplicates(paths: Sequence[str],
                     max_distance: float = 0.02,
                     size: int = 32,
                     block: int = 2048) -> List[dict]:
-    """Pairs of exact and near-duplicate images among ``paths``.
+    """Pairs of exact and near-duplicate images among ``paths`` (decoded as BGR).
 
-    Args:
-        paths (Sequence[str]): Image files (decoded as BGR, like the configs' loader).
-        max_distance (float): Largest RMS difference of two thumbnails (0..1 scale) for a near
-            duplicate. Defaults to 0.02.
-        size (int): Thumbnail side, a multiple of 4. Defaults to 32.
-        block (int): Rows per matrix product (memory: ``block x N`` floats). Defaults to 2048.
-
-    Returns:
-        list[dict]: ``i``, ``j`` (indices into ``paths``, ``i < j``), ``kind`` ('exact' or
-        'near'), ``distance`` (RMS) and ``mean_abs_diff`` of the thumbnails, sorted by distance.
+    ``max_distance`` is the largest RMS thumbnail difference (0..1 scale) of a near duplicate,
+    ``size`` the thumbnail side (a multiple of 4), ``block`` the rows per matrix product
+    (memory: ``block x N`` floats). Returns dicts ``i``, ``j`` (indices into ``paths``,
+    ``i < j``), ``kind`` ('exact' | 'near'), ``distance`` (RMS) and ``mean_abs_diff`` of the
+    thumbnails, sorted by distance.
     """
     if size % 4:
         raise ValueError(f'find_duplicates: size={size} must be a multiple of 4')
@@ -75,7 +59,9 @@ def find_duplicates(paths: Sequence[str],
     thumbs = np.empty((n, size * size * 3), np.float32)
     digests: Dict[bytes, List[int]] = defaultdict(list)
     for k, path in enumerate(paths):
-        img = _read(path)
+        img = mmcv.imread(path, flag='color')
+        if img is None:
+            raise OSError(f'{path}: cannot be read as an image; replace or remove the file')
         digests[hashlib.sha1(img.tobytes() + str(img.shape).encode()).digest()].append(k)
         thumbs[k] = cell_thumbnail(img, size).reshape(-1)
     exact = {(a, b) for group in digests.values() for x, a in enumerate(group)
@@ -123,11 +109,7 @@ def duplicate_groups(pairs: Iterable[Tuple[str, str]]) -> Dict[str, str]:
 
 
 def read_duplicate_pairs(csv_path: str) -> List[dict]:
-    """The pairs of a CSV written by ``tools/analysis/cnmc_duplicates.py``.
-
-    Raises:
-        FileNotFoundError / ValueError: naming the file and the fix.
-    """
+    """The pairs of a CSV written by ``tools/analysis/cnmc_duplicates.py``."""
     if not osp.isfile(csv_path):
         raise FileNotFoundError(f'{csv_path}: duplicate pairs CSV not found; write it with '
                                 f'python tools/analysis/cnmc_duplicates.py DATA_ROOT --out-dir '

@@ -1,10 +1,6 @@
-"""Checks of an image file, and of a box against its image, shared by the datasets, the BCCD
-converter (``tools/dataset_converters/bccd_to_coco.py``) and the inference API.
-
-Each check returns what is wrong (a string without the file's path, None when all is well);
-the caller raises or skips (the datasets through
-:class:`~mmbloodcell.datasets.skipping.SkipOrRaiseMixin`).
-"""
+"""Checks of an image file and of a box against its image (datasets, BCCD converter, inference
+API). Each returns what is wrong, without the path (None when all is well); the caller raises
+or skips."""
 import math
 import os.path as osp
 import struct
@@ -13,8 +9,7 @@ from typing import Optional, Tuple
 
 __all__ = ['ImageFileCheck', 'inspect_image_file', 'check_image_file', 'box_problem', 'compact']
 
-#: How far (in pixels) the end marker of a JPEG / PNG may sit before the end of the file (some
-#: writers append a few bytes after it).
+#: The last bytes of a JPEG / PNG searched for its end marker (some writers append a few).
 _TAIL_BYTES = 4096
 
 
@@ -27,16 +22,10 @@ def compact(value: float):
 
 @dataclass(frozen=True)
 class ImageFileCheck:
-    """What :func:`inspect_image_file` found.
-
-    Attributes:
-        problem (str, optional): None when the file is usable, else what is wrong with it
-            (without the path), e.g. ``'is empty (0 bytes)'``.
-        kind (str, optional): The problem's key: ``image_empty_file``, ``image_not_image``,
-            ``image_truncated``, ``image_unreadable`` or ``image_too_large``.
-        width (int): Width from the header (0 when it cannot be read).
-        height (int): Height from the header (0 when it cannot be read).
-    """
+    """What :func:`inspect_image_file` found: ``problem`` (None when usable, e.g. ``'is empty
+    (0 bytes)'``), its ``kind`` (``image_empty_file``, ``image_not_image``,
+    ``image_truncated``, ``image_unreadable``, ``image_too_large``) and the header's ``width``
+    and ``height`` (0 when unreadable)."""
     problem: Optional[str] = None
     kind: Optional[str] = None
     width: int = 0
@@ -58,22 +47,12 @@ def inspect_image_file(path: str,
                        max_size_option: str = 'max_image_size') -> ImageFileCheck:
     """Check that an image file can be read, and read its size.
 
-    - A BMP (signature ``BM``, the C-NMC format) is checked from its header, never decoded:
-      signature, DIB header, dimensions and, for uncompressed bitmaps, that the file holds
-      every pixel row the header announces.
-    - Any other file is opened with Pillow (the header only; ``decode=True`` also decodes the
-      pixels) and a JPEG must end with its end-of-image marker (``FF D9``), a PNG with its
-      ``IEND`` chunk, which catches a truncated file without decoding it.
-
-    Args:
-        path (str): The image file.
-        max_size (int, optional): Reject images whose width or height exceeds it.
-        decode (bool): Decode the pixels of files other than BMPs. Defaults to True.
-        max_size_option (str): How the caller's user sets ``max_size`` (a config key, a
-            command-line flag), named in the ``image_too_large`` message with the fix.
-
-    Returns:
-        ImageFileCheck: ``problem`` None and the size when the file is usable.
+    A BMP (signature ``BM``, the C-NMC format) is checked from its header, never decoded:
+    DIB header, dimensions and, uncompressed, that the file holds every pixel row. Any other
+    file is opened with Pillow (``decode=True`` also decodes the pixels); a JPEG must end
+    with its end-of-image marker (``FF D9``), a PNG with its ``IEND`` chunk, which catches a
+    truncated file without decoding it. ``max_size`` rejects a larger width or height;
+    ``max_size_option`` is how the user sets it (config key, flag), named in the fix.
     """
     try:
         size = osp.getsize(path)
@@ -101,8 +80,7 @@ def inspect_image_file(path: str,
 
 def check_image_file(path: str, max_size: Optional[int] = None,
                      decode: bool = True) -> Optional[str]:
-    """What is wrong with the image file (without the path), or None when it is usable: the
-    ``problem`` of :func:`inspect_image_file`."""
+    """The ``problem`` of :func:`inspect_image_file` (None when the file is usable)."""
     return inspect_image_file(path, max_size, decode).problem
 
 
@@ -161,12 +139,7 @@ def _check_with_pillow(path: str, file_size: int, decode: bool) -> ImageFileChec
     return ImageFileCheck(width=int(width), height=int(height))
 
 
-def box_problem(x1: float,
-                y1: float,
-                x2: float,
-                y2: float,
-                width: float,
-                height: float,
+def box_problem(x1: float, y1: float, x2: float, y2: float, width: float, height: float,
                 clip_tolerance: float = 0.0) -> Optional[Tuple[str, str]]:
     """What is wrong with a box on a ``width`` x ``height`` image, or None.
 
@@ -174,18 +147,12 @@ def box_problem(x1: float,
     ``(xmin, ymin, xmax, ymax)``, or COCO's ``[x, y, w, h]`` as ``(x, y, x + w, y + h)``; the
     image spans ``[0, width] x [0, height]``.
 
-    Returns:
-        tuple | None: ``(kind, fact)``, the fact to follow the box's text (``'box (1, 2, 3, 4)
-        has zero area'``); checked in this order:
-
-        - ``bad_box``: a coordinate is not a finite number;
-        - ``negative_box``: a coordinate is negative;
-        - ``inverted_box``: ``x2 < x1`` or ``y2 < y1``;
-        - ``zero_area_box``: ``x2 == x1`` or ``y2 == y1``;
-        - ``outside_box``: the box starts at or past the right or bottom edge, or ends past it
-          by more than ``clip_tolerance`` px;
-        - ``clipped_box``: it ends past the edge by at most ``clip_tolerance`` px; clipped to
-          the image, ``(x1, y1, min(x2, width), min(y2, height))`` is valid.
+    Returns ``(kind, fact)``, the fact to follow the box's text (``'box (1, 2, 3, 4) has zero
+    area'``), checked in this order: ``bad_box`` (a coordinate is not finite),
+    ``negative_box``, ``inverted_box`` (``x2 < x1`` or ``y2 < y1``), ``zero_area_box``,
+    ``outside_box`` (it starts at or past the right or bottom edge, or ends past it by more
+    than ``clip_tolerance`` px) and ``clipped_box`` (by at most ``clip_tolerance`` px: clipped
+    to the image it is valid).
     """
     coords = (x1, y1, x2, y2)
     if not all(math.isfinite(v) for v in coords):

@@ -18,21 +18,13 @@ def _as_label(value, where: str, user: str) -> int:
 
 
 def dataset_labels(dataset, user: str = 'dataset_labels') -> np.ndarray:
-    """The class index of every sample the training loop will see, without loading images.
+    """The int64 class index, shape (num_samples,), of every sample the training loop will
+    see, without loading images; ``user`` (who asks) is named in the errors.
 
-    Handles the dataset wrappers by reaching the labels of the datasets they wrap:
-    ``ConcatDataset`` (mmengine's or torch's: the concatenation of its datasets' labels),
-    ``RepeatDataset`` (``times`` copies), ``ClassBalancedDataset`` (the labels at its
-    ``repeat_indices``, i.e. after its over-sampling) and torch's ``Subset``. A plain dataset
-    is read through ``get_gt_labels()`` (mmpretrain datasets) or else ``get_data_info(i)
-    ['gt_label']`` / ``data_list[i]['gt_label']`` (any mmengine ``BaseDataset``).
-
-    Args:
-        dataset: The dataset, e.g. ``runner.train_dataloader.dataset``.
-        user (str): Who asks, for the error messages.
-
-    Returns:
-        np.ndarray: int64 labels, shape (num_samples,).
+    Wrappers are seen through: ``ConcatDataset`` (mmengine's or torch's), ``RepeatDataset``
+    (``times`` copies), ``ClassBalancedDataset`` (the labels at its ``repeat_indices``) and
+    torch's ``Subset``. A plain dataset is read through ``get_gt_labels()`` (mmpretrain), else
+    ``get_data_info(i)['gt_label']`` / ``data_list[i]['gt_label']`` (mmengine).
     """
     name = type(dataset).__name__
     if hasattr(dataset, 'full_init'):

@@ -1,12 +1,9 @@
 """Class-balanced oversampling for imbalanced classification (C-NMC 2019).
 
-The official C-NMC training folds hold 7,272 ``all`` and 3,389 ``hem`` cells (about 2.1 : 1).
-The DenseNet-201 / EfficientNet-B2 study balanced its training set offline with augmented
-copies, ending with 10,778 ``hem`` and 9,272 ``all`` images (hem : all = 1.16). Here the
-balancing is done online: :class:`ClassBalancedOverSampler` repeats minority-class indices each
-epoch (the augmentation pipeline makes the repeats differ), e.g. ``target_ratio=1.0`` gives
-7,272 + 7,272 samples per epoch on the full training folds, and ``target_ratio=0.86``
-(9,272 / 10,778) the study's proportion between the smaller and the larger class.
+The C-NMC training folds hold 7,272 ``all`` and 3,389 ``hem`` cells. The DenseNet-201 /
+EfficientNet-B2 study balanced them offline with augmented copies (9,272 ``all``, 10,778
+``hem``); :class:`ClassBalancedOverSampler` does it online (the augmentation makes the repeats
+differ): ``target_ratio=1.0`` balances, ``0.86`` (9,272 / 10,778) is the study's proportion.
 """
 import math
 from typing import Iterator, List, Optional, Sized
@@ -30,19 +27,15 @@ class ClassBalancedOverSampler(Sampler):
     replacement for the remainder (so copies differ by at most one between samples). The epoch
     has ``sum(max(n_c, t))`` indices, the same every epoch.
 
-    Like mmengine's ``DefaultSampler``: the draw and the shuffle depend only on ``seed`` and the
-    epoch (:meth:`set_epoch`), so every rank computes the same list; with ``round_up=True`` it
-    is padded by repetition to a multiple of the world size and rank ``r`` takes
-    ``indices[r::world_size]``.
+    Like mmengine's ``DefaultSampler``: the draw and the shuffle depend only on ``seed`` (None:
+    drawn and broadcast) and the epoch (:meth:`set_epoch`), so every rank computes the same
+    list; with ``round_up=True`` it is padded by repetition to a multiple of the world size
+    and rank ``r`` takes ``indices[r::world_size]``.
 
     Args:
-        dataset (Sized): A dataset with labels (``get_gt_labels`` / ``get_cat_ids``).
+        dataset (Sized): A dataset with labels (:func:`~.labels.dataset_labels`).
         target_ratio (float): Smaller : largest class size after oversampling, in (0, 1].
             Defaults to 1.0 (balanced).
-        shuffle (bool): Shuffle the epoch's indices. Defaults to True.
-        seed (int, optional): Random seed, the same on every rank; None draws one and
-            broadcasts it. Defaults to None.
-        round_up (bool): Pad to a multiple of the world size. Defaults to True.
     """
 
     def __init__(self,
@@ -63,10 +56,7 @@ class ClassBalancedOverSampler(Sampler):
         self.epoch = 0
 
         labels = dataset_labels(dataset, 'ClassBalancedOverSampler')
-        self.class_indices = {
-            int(c): np.flatnonzero(labels == c)
-            for c in np.unique(labels)
-        }
+        self.class_indices = {int(c): np.flatnonzero(labels == c) for c in np.unique(labels)}
         n_max = max(len(v) for v in self.class_indices.values())
         target = int(round(self.target_ratio * n_max))
         self.class_counts = {c: max(len(v), target) for c, v in self.class_indices.items()}

@@ -1,4 +1,3 @@
-# Modules register themselves on import; add one import line per module.
 from .noise import GaussianNoise, RandomGaussianBlur  # noqa: F401
 from .cell import CLAHE, CropToCell, EnsureRGB8, RandomRotate, StainNormalize  # noqa: F401
 from .fast_yolox_aug import FastCachedMixUp, FastYOLOXHSVRandomAug  # noqa: F401

@@ -1,19 +1,11 @@
 """Transforms for single segmented cells on a black background (C-NMC 2019).
 
-Images follow mmcv's convention: ``results['img']`` is a ``HxWx3`` ``uint8`` array in BGR
-order (what ``LoadImageFromFile`` gives with its default ``color_type='color'``, which already
-turns grayscale, RGBA and 16-bit files into 8-bit BGR).
-
-Input formats: :class:`EnsureRGB8` converts what ``LoadImageFromFile(color_type='unchanged')``
-or a custom loader may give - grayscale ``HxW`` / ``HxWx1``, ``HxWx4`` with alpha, 16-bit or
-float images - to ``HxWx3`` ``uint8``. :class:`CropToCell` and :class:`RandomRotate` are purely
-geometric and accept any of these as they are. :class:`CLAHE` and :class:`StainNormalize` need
-``HxWx3`` ``uint8`` and raise a :class:`TypeError` that names the file and tells to add
-``dict(type='EnsureRGB8')`` before them, instead of failing inside OpenCV.
-
-Pixel-only transforms (:class:`EnsureRGB8`, :class:`CLAHE`, :class:`StainNormalize`) are
-registered for mmpretrain and mmdet; the geometric ones (:class:`CropToCell`,
-:class:`RandomRotate`) only for mmpretrain, because they do not move boxes.
+Images are mmcv's ``HxWx3`` ``uint8`` BGR. :class:`EnsureRGB8` converts grayscale, alpha,
+16-bit or float images (``LoadImageFromFile(color_type='unchanged')``) to that;
+:class:`CropToCell` and :class:`RandomRotate` accept any of them; :class:`CLAHE` and
+:class:`StainNormalize` need ``HxWx3`` ``uint8`` and raise a :class:`TypeError` naming the
+file and the fix. The geometric transforms (they do not move boxes) are registered for
+mmpretrain only, the pixel-only ones for mmpretrain and mmdet.
 """
 import os.path as osp
 from typing import Optional, Sequence, Tuple, Union
@@ -44,15 +36,8 @@ def _require_bgr8(img: np.ndarray, results: dict, name: str) -> None:
 
 
 def foreground_mask(img: np.ndarray, threshold: float = 0) -> np.ndarray:
-    """Pixels brighter than ``threshold`` in at least one channel (the cell; black is 0).
-
-    Args:
-        img (np.ndarray): ``HxW`` or ``HxWxC`` image of any dtype.
-        threshold (float): A pixel is foreground when its largest channel exceeds it.
-
-    Returns:
-        np.ndarray: ``HxW`` bool mask.
-    """
+    """``HxW`` bool mask of the pixels of an ``HxW`` / ``HxWxC`` image (any dtype) whose
+    largest channel exceeds ``threshold`` (the cell; black is 0)."""
     if img.ndim == 2:
         return img > threshold
     if img.ndim == 3:
@@ -65,17 +50,8 @@ def foreground_mask(img: np.ndarray, threshold: float = 0) -> np.ndarray:
 
 
 def border_background(img: np.ndarray, threshold: float = 0, width: int = 2) -> float:
-    """Fraction of the frame's outer ``width``-pixel ring that is background (largest channel
-    ``<= threshold``). C-NMC cells sit in the middle of a black frame: about 1.0.
-
-    Args:
-        img (np.ndarray): ``HxW`` or ``HxWxC`` image.
-        threshold (float): See :func:`foreground_mask`.
-        width (int): Ring width in pixels. Defaults to 2.
-
-    Returns:
-        float: In [0, 1]; 1.0 for an image too small to have a ring.
-    """
+    """Fraction in [0, 1] of the frame's outer ``width``-pixel ring that is background
+    (:func:`foreground_mask` false); about 1.0 for C-NMC cells, 1.0 when there is no ring."""
     return _ring_background(foreground_mask(img, threshold), width)
 
 
@@ -89,29 +65,19 @@ def _ring_background(fg: np.ndarray, width: int = 2) -> float:
     return float(1.0 - fg[ring].mean())
 
 
-#: :class:`CropToCell` and :func:`cell_image_warnings` take an image whose frame border is less
-#: black than this (fraction of the ring of :func:`border_background`) for "not a cell on black".
+#: Least :func:`border_background` of a cell on black (:class:`CropToCell`,
+#: :func:`cell_image_warnings`).
 MIN_BORDER_BACKGROUND = 0.5
 
 
 def cell_image_warnings(img: np.ndarray,
                         path: Optional[str] = None,
                         threshold: float = 0) -> list:
-    """What makes an image unlike C-NMC's cells (one stained cell on exactly black), which
-    changes a C-NMC classifier's answer without any error.
-
-    Checked: a background that is not black (white or grey frame, e.g. a BMP saved on white or
-    a PNG whose transparent pixels are white: :class:`CropToCell` then finds no cell), an
-    image without any cell pixel, a grayscale image (B = G = R everywhere) and, from the file,
-    a lossy JPEG (compression noise around the cell shifts the crop and the colours).
-
-    Args:
-        img (np.ndarray): The decoded ``HxW`` / ``HxWx3`` image (BGR).
-        path (str, optional): Its file, for the format checks (JPEG, transparency).
-        threshold (float): Background threshold of :func:`foreground_mask`. Defaults to 0.
-
-    Returns:
-        list[str]: One sentence per finding, each with the fix; empty for a C-NMC-like cell.
+    """What makes the decoded ``HxW`` / ``HxWx3`` BGR image unlike C-NMC's cells (one stained
+    cell on exactly black), which silently changes a C-NMC classifier's answer: a background
+    that is not black (:class:`CropToCell` then finds no cell), no cell pixel, grayscale and,
+    from the file ``path``, a lossy JPEG (its transparency picks the fix). Returns one
+    sentence with the fix per finding (empty for a C-NMC-like cell).
     """
     found = []
     fmt, has_alpha = _file_format(path) if path else (None, False)
@@ -121,10 +87,10 @@ def cell_image_warnings(img: np.ndarray,
         return found
     frac = _ring_background(fg)
     if frac < MIN_BORDER_BACKGROUND:
-        ring = np.concatenate([img[:2].reshape(-1, img.shape[-1] if img.ndim == 3 else 1),
-                               img[-2:].reshape(-1, img.shape[-1] if img.ndim == 3 else 1)])
+        channels = img.shape[-1] if img.ndim == 3 else 1
+        ring = np.concatenate([img[:2].reshape(-1, channels), img[-2:].reshape(-1, channels)])
         colour = np.median(ring, axis=0)[::-1].astype(int).tolist()  # RGB
-        fix = ('segment the cell onto a black background (C-NMC cells are on exactly 0)')
+        fix = 'segment the cell onto a black background (C-NMC cells are on exactly 0)'
         if has_alpha:
             fix = ("its transparent pixels are read as their stored colour: load it with "
                    "LoadImageFromFile(color_type='unchanged') followed by "
@@ -158,21 +124,13 @@ def _file_format(path: str) -> Tuple[Optional[str], bool]:
 class EnsureRGB8(BaseTransform):
     """Convert the image to ``HxWx3`` ``uint8`` (BGR order kept).
 
-    - ``HxW`` / ``HxWx1`` grayscale: the channel is repeated.
-    - ``HxWx4``: alpha is removed; with ``alpha='black'`` (default) colours are first
-      multiplied by alpha, so transparent background becomes black as in C-NMC; with
-      ``alpha='drop'`` the alpha channel is simply discarded.
-    - ``uint16``: divided by ``2**bit_depth - 1`` and scaled to 0..255 (values above the range
-      are clipped), so a 12-bit camera gives ``bit_depth=12``.
-    - float: must be in [0, 1]; scaled to 0..255.
-
-    Any other channel count or dtype raises a :class:`TypeError` naming the file.
+    Grayscale ``HxW`` / ``HxWx1`` is repeated; ``HxWx4`` loses alpha, with ``alpha='black'``
+    (default) after multiplying the colours by it (transparent background becomes black, as
+    in C-NMC), with ``alpha='drop'`` as it is. ``uint16`` is divided by ``2**bit_depth - 1``
+    (clipped; a 12-bit camera gives ``bit_depth=12``, default 16), float must be in [0, 1];
+    both are scaled to 0..255. Other shapes or dtypes raise a :class:`TypeError`.
 
     Required keys: ``img``. Modified keys: ``img``, ``img_shape``.
-
-    Args:
-        alpha (str): 'black' or 'drop'. Defaults to 'black'.
-        bit_depth (int): Significant bits of 16-bit images. Defaults to 16.
     """
 
     def __init__(self, alpha: str = 'black', bit_depth: int = 16) -> None:
@@ -227,36 +185,21 @@ class EnsureRGB8(BaseTransform):
 
 @CLS_TRANSFORMS.register_module()
 class CropToCell(BaseTransform):
-    """Crop to the tightest box around the non-black cell, then pad it to a square.
+    """Crop an ``HxW`` / ``HxWxC`` image (any dtype) to the tightest box around the cell.
 
-    The cell is every pixel whose largest channel exceeds ``threshold``; the box is widened by
-    ``margin`` pixels on each side (clipped to the image). With ``square=True`` the crop is
-    padded with ``pad_val`` (black) on both sides of its shorter edge, centred, so that a
-    following ``Resize`` to a square keeps the cell's aspect ratio.
+    The cell is every pixel whose largest channel exceeds ``threshold`` (C-NMC's background
+    is exactly 0); the box is widened by ``margin`` pixels (clipped to the image). With
+    ``square=True`` the crop is padded with ``pad_val``, centred, to a square, so that a
+    following ``Resize`` keeps the cell's aspect ratio.
 
-    No cell is found - the image is kept whole (padded to a square) and flagged with
-    ``cell_found=False`` - when no pixel is foreground, and when the frame's border is not a
-    black background (less than ``min_border_background`` of its 2-pixel ring is background,
-    :func:`border_background`): a cell on white or grey would otherwise make the whole frame
-    its "cell". :func:`cell_image_warnings` says why, for the user.
+    With no foreground pixel, or a frame border that is not black background
+    (:func:`border_background` below ``min_border_background``; 0 disables the check), a
+    cell on white or grey would make the whole frame its "cell": the image is kept whole and
+    flagged ``cell_found=False`` (:func:`cell_image_warnings` says why).
 
-    Works on any ``HxW`` / ``HxWxC`` image of any dtype.
-
-    Required keys: ``img``.
-    Modified keys: ``img``, ``img_shape``.
-    Added keys: ``cell_bbox`` (``np.float32`` ``[x1, y1, x2, y2]``, exclusive right/bottom,
-    in the coordinates of the input image, margin included, padding excluded) and
-    ``cell_found`` (bool).
-
-    Args:
-        threshold (float): Foreground when the largest channel is above it. C-NMC's
-            background is exactly 0, hence the default 0.
-        margin (int): Pixels added around the box. Defaults to 0.
-        square (bool): Pad the crop to a square. Defaults to True.
-        pad_val (int | float): Padding value. Defaults to 0 (black).
-        min_border_background (float): Least background fraction of the frame border for a
-            cell on black. Defaults to :data:`MIN_BORDER_BACKGROUND` (0.5); 0 disables the
-            check.
+    Required keys: ``img``. Modified keys: ``img``, ``img_shape``.
+    Added keys: ``cell_bbox`` (``np.float32`` ``[x1, y1, x2, y2]`` in the input image,
+    exclusive right/bottom, margin included, padding excluded) and ``cell_found`` (bool).
     """
 
     def __init__(self,
@@ -315,17 +258,11 @@ class CropToCell(BaseTransform):
 class CLAHE(BaseTransform):
     """Contrast-limited adaptive histogram equalisation of the luminance (L of CIELAB).
 
-    Chroma (a, b) is left untouched, so hues are kept. Pixels that were black (the background
-    of a segmented cell, largest channel ``<= background_threshold``) stay black when
-    ``keep_background=True``; otherwise CLAHE would lift them to grey.
+    Chroma (a, b) is kept, so are hues. With ``keep_background`` the black background of a
+    segmented cell (largest channel ``<= background_threshold``) stays black instead of
+    being lifted to grey. ``clip_limit`` is OpenCV's; ``tile_grid_size`` is (columns, rows).
 
     Required keys: ``img`` (``HxWx3`` ``uint8`` BGR). Modified keys: ``img``.
-
-    Args:
-        clip_limit (float): OpenCV's clip limit. Defaults to 2.0.
-        tile_grid_size (tuple[int, int]): Tiles (columns, rows). Defaults to (8, 8).
-        keep_background (bool): Keep black pixels black. Defaults to True.
-        background_threshold (float): See above. Defaults to 0.
     """
 
     def __init__(self,
@@ -362,26 +299,19 @@ class CLAHE(BaseTransform):
 
 @CLS_TRANSFORMS.register_module()
 class RandomRotate(BaseTransform):
-    """Rotate by a random angle about the image centre, filling with black.
+    """Rotate by a random angle about the image centre with probability ``prob``, filling
+    with ``pad_val`` (black).
 
-    With ``expand=False`` the size is kept, so whatever reaches into the frame's corners
-    region (a long cell, a cell off centre) can leave the frame. With ``expand=True`` the
-    canvas grows to hold the whole rotated image (``mmcv.imrotate(auto_bound=True)``) and no
-    pixel is lost; a following :class:`CropToCell` crops it tightly again.
+    The angle is drawn uniformly in ``(-angle, angle)`` or in ``angle = (low, high)``, in
+    degrees (default 45, the study's +-45 degrees). With ``expand=False`` the size is kept and
+    what reaches into the corners (a long or off-centre cell) can leave the frame; with
+    ``expand=True`` the canvas grows to hold the whole rotated image
+    (``mmcv.imrotate(auto_bound=True)``), and a following :class:`CropToCell` crops it again.
+    ``interpolation`` is an mmcv name ('nearest', 'bilinear', 'bicubic', 'area', 'lanczos').
 
     Required keys: ``img``. Modified keys: ``img``, ``img_shape`` (with ``expand``).
     Added keys: ``rotate_angle`` (degrees, positive = clockwise on screen as in
     :func:`mmcv.imrotate`; 0 when not applied).
-
-    Args:
-        angle (float | tuple[float, float]): The angle is drawn uniformly in
-            ``(-angle, angle)`` or in the given ``(low, high)`` range, in degrees.
-            Defaults to 45 (the study's +-45 degrees).
-        prob (float): Probability of rotating. Defaults to 0.5.
-        interpolation (str): mmcv interpolation name ('nearest', 'bilinear', 'bicubic',
-            'area', 'lanczos'). Defaults to 'bilinear'.
-        pad_val (int | float): Fill value. Defaults to 0 (black).
-        expand (bool): Enlarge the canvas to hold the whole rotated image. Defaults to False.
     """
 
     def __init__(self,
@@ -417,23 +347,18 @@ class RandomRotate(BaseTransform):
             return results
         img = results['img']
         h, w = img.shape[:2]
-        channels = img.shape[2] if img.ndim == 3 else 1
-        # OpenCV reads a scalar border value as (v, 0, 0, 0): give one value per channel
-        border = (self.pad_val, ) * min(channels, 4) if channels > 1 else self.pad_val
-        if img.ndim == 3 and img.shape[2] > 4:
-            # OpenCV's warpAffine takes at most 4 channels: rotate the channels in groups
-            parts = [
-                mmcv.imrotate(img[..., i:i + 4], angle,
-                              border_value=(self.pad_val, ) * img[..., i:i + 4].shape[2],
-                              interpolation=self.interpolation, auto_bound=self.expand)
-                for i in range(0, img.shape[2], 4)
-            ]
-            out = np.concatenate([p if p.ndim == 3 else p[..., None] for p in parts], axis=2)
-        else:
-            out = mmcv.imrotate(img, angle, border_value=border,
-                                interpolation=self.interpolation, auto_bound=self.expand)
-            if img.ndim == 3 and out.ndim == 2:
-                out = out[..., None]
+        # OpenCV's warpAffine takes at most 4 channels and reads a scalar border value as
+        # (v, 0, 0, 0): rotate groups of up to 4 channels, one border value per channel
+        chans = img if img.ndim == 3 else img[..., None]
+        parts = [
+            mmcv.imrotate(chans[..., i:i + 4], angle,
+                          border_value=(self.pad_val, ) * min(4, chans.shape[2] - i),
+                          interpolation=self.interpolation, auto_bound=self.expand)
+            for i in range(0, chans.shape[2], 4)
+        ]
+        out = np.concatenate([p if p.ndim == 3 else p[..., None] for p in parts], axis=2)
+        if img.ndim == 2:
+            out = out[..., 0]
         assert self.expand or out.shape[:2] == (h, w)
         results['img'] = out
         results['img_shape'] = out.shape[:2]
@@ -446,16 +371,10 @@ class RandomRotate(BaseTransform):
 
 
 def reinhard_stats(img: np.ndarray, threshold: float = 0) -> Tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of the CIELAB channels over the non-black pixels.
+    """``(mean, std)``, each (3,), of the CIELAB channels of an ``HxWx3`` ``uint8`` BGR image
+    over its foreground (:func:`foreground_mask`).
 
     LAB is OpenCV's float LAB of the 0..1 BGR image: L in [0, 100], a and b about [-127, 127].
-
-    Args:
-        img (np.ndarray): ``HxWx3`` ``uint8`` BGR image.
-        threshold (float): Pixels whose largest channel is ``<= threshold`` are background.
-
-    Returns:
-        tuple[np.ndarray, np.ndarray]: ``mean`` and ``std``, each of shape (3,) (L, a, b).
     """
     mask = foreground_mask(img, threshold)
     if mask.sum() < 2:
@@ -473,27 +392,15 @@ def macenko_stains(img: np.ndarray,
                    io: float = 255,
                    alpha: float = 1,
                    beta: float = 0.15) -> Tuple[np.ndarray, np.ndarray]:
-    """Stain matrix and maximal concentrations of an image (Macenko et al., ISBI 2009).
-
-    Optical density ``OD = -log((RGB + 1) / io)`` of the non-black pixels whose OD is at least
-    ``beta`` in every channel is projected on the plane of its two main eigenvectors; the
-    stain vectors are the directions at the ``alpha`` and ``100 - alpha`` percentiles of the
-    angle in that plane. The stain with the larger red OD comes first (haematoxylin-like).
+    """Stain matrix (3, 2; RGB OD space, unit columns) and maximal (99th percentile)
+    concentrations (2,) of an ``HxWx3`` ``uint8`` BGR image.
 
     Macenko, M. et al. "A method for normalizing histology slides for quantitative analysis",
-    ISBI 2009.
-
-    Args:
-        img (np.ndarray): ``HxWx3`` ``uint8`` BGR image.
-        threshold (float): Background threshold (black pixels are ignored; their OD would be
-            the largest of all).
-        io (float): Transmitted light intensity. Defaults to 255.
-        alpha (float): Angle percentile. Defaults to 1.
-        beta (float): Minimal OD. Defaults to 0.15.
-
-    Returns:
-        tuple[np.ndarray, np.ndarray]: stain matrix (3, 2) in RGB OD space, unit columns;
-        maximal concentrations (2,) (99th percentile).
+    ISBI 2009: the optical density ``OD = -log((RGB + 1) / io)`` of the foreground pixels
+    (black ones would have the largest OD) with OD ``>= beta`` in every channel is projected
+    on the plane of its two main eigenvectors; the stains are the directions at the
+    ``alpha`` and ``100 - alpha`` percentiles of the angle in that plane, the one with the
+    larger red OD first (haematoxylin-like).
     """
     mask = foreground_mask(img, threshold)
     od = _optical_density(img[mask][:, ::-1], io)
@@ -518,12 +425,7 @@ def macenko_stains(img: np.ndarray,
 def load_stain_reference(path: str, method: str) -> dict:
     """The reference statistics of ``method`` from a JSON file written by
     ``tools/analysis/cnmc_stain_reference.py``: ``{"reinhard": {"mean": [L, a, b], "std": [L, a,
-    b]}, "macenko": {"stains": 3x2, "max_conc": [2]}, ...}``.
-
-    Raises:
-        FileNotFoundError: the file is missing; the message gives the command that writes it.
-        ValueError: the file lacks the method's statistics.
-    """
+    b]}, "macenko": {"stains": 3x2, "max_conc": [2]}, ...}``."""
     import json
     if not osp.isfile(path):
         root = osp.dirname(path) or '.'
@@ -547,43 +449,25 @@ class StainNormalize(BaseTransform):
     """Stain colour normalisation towards a reference, ignoring the black background.
 
     - ``method='reinhard'`` (Reinhard et al., "Color transfer between images", IEEE CG&A
-      2001): each CIELAB channel of the cell pixels is standardised and given the reference's
-      mean and standard deviation, ``lab' = (lab - mean) / std * ref_std + ref_mean`` (see
-      :func:`reinhard_stats` for the LAB scale; L is clipped to [0, 100]).
-    - ``method='macenko'`` (Macenko et al., ISBI 2009): the image's two stain vectors ``S``
-      and concentrations ``C`` are estimated (:func:`macenko_stains`), the concentrations are
-      rescaled to the reference's 99th percentiles and the optical density is rebuilt with the
-      reference's stain matrix, ``OD' = S_ref C (max_ref / max) + R``. ``R = OD - S C`` is the
-      part of the optical density outside the image's stain plane; Macenko's method drops it,
-      which is why an image normalised to itself changed (bluer, about 10 grey levels);
-      ``keep_residual=True`` (default) keeps it, so normalising the reference image to itself
-      is the identity up to rounding.
+      2001): each CIELAB channel of the cell pixels gets the reference's mean and standard
+      deviation, ``lab' = (lab - mean) / std * ref_std + ref_mean`` (L clipped to [0, 100]).
+    - ``method='macenko'`` (Macenko et al., ISBI 2009): with the image's stains ``S`` and
+      concentrations ``C`` (:func:`macenko_stains`), ``OD' = S_ref C (max_ref / max) + R``.
+      ``R = OD - S C``, the optical density outside the stain plane, is dropped by Macenko's
+      method; ``keep_residual=True`` (default) keeps it, so that the reference normalised to
+      itself is unchanged up to rounding. ``io`` is the transmitted light intensity.
 
-    The reference is one of: ``reference``, a cell image or the JSON file of
-    ``tools/analysis/cnmc_stain_reference.py`` (statistics of the training cells: the median
-    cell, which is what the package's configs use); or the statistics themselves
-    (``ref_mean`` + ``ref_std``, each three numbers L, a, b; ``ref_stains`` (3x2, RGB OD) +
-    ``ref_max_conc`` (2,)).
+    The reference: ``reference``, a cell image or the JSON of
+    ``tools/analysis/cnmc_stain_reference.py`` (the median training cell, as the configs
+    use), or the statistics: ``ref_mean`` + ``ref_std`` (L, a, b) or ``ref_stains`` (3x2, RGB
+    OD) + ``ref_max_conc`` (2,).
 
-    Background pixels (largest channel ``<= threshold``) stay black and are left out of every
-    statistic; cell pixels never become black (their largest channel is at least 1 after
-    normalisation), so the cell keeps its outline, dark rim included. An image with too few
-    cell pixels to estimate its statistics is returned unchanged with
-    ``stain_normalized=False``.
+    Background pixels (largest channel ``<= threshold``) stay black and out of every
+    statistic; cell pixels never become black, so the cell keeps its outline. An image with
+    too few cell pixels is returned unchanged with ``stain_normalized=False``.
 
     Required keys: ``img`` (``HxWx3`` ``uint8`` BGR). Modified keys: ``img``.
     Added keys: ``stain_normalized`` (bool).
-
-    Args:
-        method (str): 'reinhard' or 'macenko'. Defaults to 'reinhard'.
-        reference (str, optional): Path of the reference image or statistics JSON.
-        ref_mean, ref_std (Sequence[float], optional): Reinhard reference statistics.
-        ref_stains (Sequence, optional): Macenko reference stain matrix (3x2).
-        ref_max_conc (Sequence[float], optional): Macenko reference concentrations (2,).
-        threshold (float): Background threshold. Defaults to 0.
-        io (float): Macenko's transmitted light intensity. Defaults to 255.
-        keep_residual (bool): Macenko: keep the optical density outside the stain plane.
-            Defaults to True.
     """
 
     def __init__(self,

@@ -1,10 +1,9 @@
-"""mmdet's RTMDet / YOLOX mix-up and HSV augmentations computed on uint8 images (mmdet's make
-float64 copies of the image; timings in benchmarks/README.md, ``bccd_loader_speed.py``).
+"""mmdet's RTMDet / YOLOX mix-up and HSV augmentations on uint8 images, without mmdet's float64
+copies (timings: benchmarks/README.md).
 
-The subclasses draw the same random numbers in the same order and give the same boxes and
-labels; the images are equal (HSV) or equal up to one grey level where mmdet resizes in
-float64 and truncates (mix-up with a scale jitter). Any other input (float or non-3-channel
-images, masks) goes to mmdet's code.
+Same random draws in the same order, same boxes and labels; images are equal (HSV) or within
+one grey level where mmdet resizes in float64 and truncates (mix-up with a scale jitter).
+Other inputs (float or non-3-channel images, masks) go to mmdet's code.
 """
 import copy
 
@@ -26,9 +25,6 @@ class FastYOLOXHSVRandomAug(YOLOXHSVRandomAug):
     converted to 8-bit HSV and mapped ``h -> (h + dh) mod 180``, ``s -> clip(s + ds, 0, 255)``,
     ``v -> clip(v + dv, 0, 255)`` by ``cv2.LUT``, then back to BGR in place: mmdet's result,
     without its int16 copy and strided channel arithmetic.
-
-    Args:
-        hue_delta, saturation_delta, value_delta: as mmdet's ``YOLOXHSVRandomAug``.
     """
 
     def transform(self, results: dict) -> dict:
@@ -55,10 +51,6 @@ class FastCachedMixUp(CachedMixUp):
     flip it with probability ``1 - flip_ratio``, pad and crop it at a random offset to this
     image's size, and blend: ``floor((img + other) / 2)`` per pixel (mmdet's
     ``uint8(0.5 * img + 0.5 * other)``). Boxes of both are kept where inside the image.
-
-    Args:
-        img_scale, ratio_range, flip_ratio, pad_val, max_iters, bbox_clip_border,
-            max_cached_images, random_pop, prob: as mmdet's ``CachedMixUp``.
     """
 
     @autocast_box_type()

@@ -1,13 +1,8 @@
-"""Pixel-level corruptions used as augmentation: Gaussian noise and Gaussian blur.
+"""Gaussian noise and Gaussian blur augmentations for detection and classification.
 
-Both work on ``results['img']`` (``H x W x C`` or ``H x W``, any dtype; mmcv loads ``uint8``
-BGR), keep its shape and dtype, touch nothing else (boxes, labels and masks stay valid), and are
-registered in mmdet's and mmpretrain's ``TRANSFORMS`` so detection and classification pipelines
-name them the same way. Randomness comes from ``numpy.random`` (seeded by mmengine's
-``randomness`` setting), as in mmcv's and mmdet's own transforms.
-
-mmpretrain already registers a PIL-based ``GaussianBlur`` (radius-parametrised); ours is
-``RandomGaussianBlur`` (sigma-parametrised, OpenCV) so both stay usable.
+Both change only ``results['img']`` (``HxWxC`` or ``HxW``, any dtype), keeping its shape and
+dtype, and draw from ``numpy.random`` as mmcv's transforms do. The blur is
+``RandomGaussianBlur`` (sigma, OpenCV) beside mmpretrain's ``GaussianBlur`` (radius, PIL).
 """
 import math
 from typing import Optional, Sequence, Tuple
@@ -53,16 +48,10 @@ class GaussianNoise(BaseTransform):
     ``img <- clip(round(img + n))`` with ``n ~ N(0, std^2)`` drawn independently per pixel (and
     per channel if ``per_channel``), ``std ~ U(std_range)`` drawn once per image, in the units
     of the image (0-255 for ``uint8``). Integer images are rounded and clipped to their dtype's
-    range; float images are not clipped.
+    range; float images are not clipped. ``per_channel=False`` shares one noise field across
+    the channels (luminance noise instead of colour noise).
 
     Required keys: ``img``. Modified keys: ``img``.
-
-    Args:
-        prob (float): Probability of adding noise. Defaults to 0.5.
-        std_range (tuple[float, float]): Range of the noise standard deviation. Defaults to
-            ``(1.0, 10.0)``.
-        per_channel (bool): Independent noise per channel (colour noise); if False, one noise
-            field is shared by all channels (luminance noise). Defaults to True.
     """
 
     def __init__(self,
@@ -106,11 +95,6 @@ class RandomGaussianBlur(BaseTransform):
     (OpenCV ``BORDER_REFLECT_101``). Shape and dtype are kept.
 
     Required keys: ``img``. Modified keys: ``img``.
-
-    Args:
-        prob (float): Probability of blurring. Defaults to 0.5.
-        sigma_range (tuple[float, float]): Range of the kernel's standard deviation in pixels.
-            Defaults to ``(0.1, 2.0)``.
     """
 
     def __init__(self, prob: float = 0.5, sigma_range: Sequence[float] = (0.1, 2.0)) -> None:

@@ -1,10 +1,7 @@
 """mmbloodcell: OpenMMLab plugin for blood-cell detection (BCCD) and leukemia classification
-(C-NMC 2019).
-
-Importing the package registers every module into the registries of mmdet, mmpretrain and
-mmengine (see :mod:`mmbloodcell.registry`), so ``custom_imports = dict(imports=['mmbloodcell'],
-allow_failed_imports=False)`` is all a config needs. It also lets ``torch.load`` (torch >= 2.6)
-read OpenMMLab checkpoints safely (see :mod:`mmbloodcell.utils.checkpoint`).
+(C-NMC 2019). Importing it registers every module (:mod:`mmbloodcell.registry`), so a config
+needs only ``custom_imports = dict(imports=['mmbloodcell'], allow_failed_imports=False)``, and
+lets ``torch.load`` read OpenMMLab checkpoints safely (:mod:`mmbloodcell.utils.checkpoint`).
 """
 from .utils import allow_openmmlab_checkpoint_globals
 from .version import __version__, version_info

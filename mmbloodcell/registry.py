@@ -1,14 +1,7 @@
-"""Where mmbloodcell's modules live: the registries of the downstream projects they serve.
-
-mmbloodcell has no registries of its own. Each module is registered into the registry of the
-library whose runner builds it, so that configs with ``default_scope='mmdet'`` or
-``default_scope='mmpretrain'`` find it by its type name:
-
-- detection modules -> ``mmdet.registry``; classification modules -> ``mmpretrain.registry``;
-- modules that serve both (losses, pixel transforms) -> both;
-- hooks and optimizer-wrapper constructors -> mmengine's root registries (visible from
-  every scope).
-"""
+"""Where mmbloodcell's modules live: no registries of its own, but those of the library whose
+runner builds them (detection -> ``mmdet.registry``, classification -> ``mmpretrain.registry``,
+both for losses and pixel transforms; hooks and optimizer-wrapper constructors -> mmengine's
+root registries, visible from every scope)."""
 from mmdet.registry import DATASETS as DET_DATASETS
 from mmdet.registry import METRICS as DET_METRICS
 from mmdet.registry import MODELS as DET_MODELS
@@ -31,13 +24,8 @@ __all__ = [
 
 
 def register_module(*registries, name=None, force=False):
-    """Class decorator that registers one class into several registries under one name.
-
-    Example::
-
-        @register_module(DET_MODELS, CLS_MODELS)
-        class FocalHingeLoss(nn.Module): ...
-    """
+    """Class decorator that registers one class into several registries under one name, e.g.
+    ``@register_module(DET_MODELS, CLS_MODELS)``."""
     if not registries:
         raise ValueError('register_module needs at least one registry')
 

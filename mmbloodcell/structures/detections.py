@@ -16,20 +16,15 @@ def _numpy(value) -> np.ndarray:
 
 def instances_to_detections(pred_instances, classes: Sequence[str],
                             score_thr: Optional[float] = None) -> List[dict]:
-    """Boxes of one image as ``{'label', 'class', 'score', 'bbox': [x1, y1, x2, y2]}`` dicts.
+    """Boxes of one image as ``{'label', 'class', 'score', 'bbox': [x1, y1, x2, y2]}`` dicts, in
+    the order of ``pred_instances``; scores rounded to 4 decimals, coordinates to 1.
 
     Args:
-        pred_instances (InstanceData | dict): mmdet predictions of one image: ``bboxes``
-            (N, 4) x1y1x2y2 in original-image pixels, ``scores`` (N,), ``labels`` (N,); an
-            ``InstanceData`` or its dict form (``tools/test.py --out preds.pkl``), tensors or
-            arrays.
+        pred_instances (InstanceData | dict): mmdet predictions of one image (or their dict
+            form, ``tools/test.py --out``): ``bboxes`` (N, 4) x1y1x2y2 in original-image
+            pixels, ``scores`` (N,), ``labels`` (N,), tensors or arrays.
         classes (Sequence[str]): Class names, indexed by label.
-        score_thr (float, optional): Keep the boxes with ``score >= score_thr``; None keeps
-            all of them.
-
-    Returns:
-        list[dict]: In the order of ``pred_instances``; scores rounded to 4 decimals, box
-        coordinates to 1.
+        score_thr (float, optional): Keep ``score >= score_thr``; None keeps all.
     """
     bboxes = _numpy(pred_instances.get('bboxes')).reshape(-1, 4)
     scores = _numpy(pred_instances.get('scores')).reshape(-1)

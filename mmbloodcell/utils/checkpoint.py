@@ -1,18 +1,11 @@
-"""Safe loading of OpenMMLab checkpoints under torch >= 2.6.
+"""Safe loading of OpenMMLab checkpoints under torch >= 2.6 (``weights_only=True``).
 
-torch >= 2.6 unpickles ``torch.load`` files with ``weights_only=True``: only tensors, plain
-containers and classes on an allow-list are rebuilt. mmengine 0.10.7 calls ``torch.load``
-without ``weights_only`` and its checkpoints hold more than tensors: the message hub's
-``HistoryBuffer`` objects and numpy arrays / scalars / dtypes inside them. Loading them fails
-with ``Weights only load failed ... Unsupported global: mmengine.logging.history_buffer
-.HistoryBuffer``. Instead of turning safe loading off, :func:`allow_openmmlab_checkpoint_globals`
-adds exactly those classes to torch's allow-list; a pickle naming any other class is still
-refused.
-
-``HistoryBuffer`` pickles its statistics methods (``HistoryBuffer.min``, ...) as
-``getattr(HistoryBuffer, 'min')``. Allowing the builtin ``getattr`` would let a file read any
-attribute of any allowed object, so the name ``builtins.getattr`` is bound to
-:func:`_history_buffer_getattr` instead, which only returns HistoryBuffer's own methods.
+mmengine's checkpoints hold the message hub's ``HistoryBuffer`` objects and numpy arrays /
+scalars / dtypes, which safe loading refuses ("Unsupported global"). Instead of turning safe
+loading off, :func:`allow_openmmlab_checkpoint_globals` allow-lists exactly those classes.
+``HistoryBuffer`` pickles its methods as ``getattr(HistoryBuffer, 'min')``; the builtin
+``getattr`` would read any attribute of any allowed object, so ``builtins.getattr`` is bound to
+:func:`_history_buffer_getattr`, which returns HistoryBuffer's own methods only.
 """
 import pickle
 
@@ -59,10 +52,8 @@ def openmmlab_checkpoint_globals() -> list:
 
 
 def allow_openmmlab_checkpoint_globals() -> None:
-    """Allow-list the classes of :func:`openmmlab_checkpoint_globals` for ``torch.load``.
-
-    Idempotent; does nothing on torch versions without ``add_safe_globals``.
-    """
+    """Allow-list :func:`openmmlab_checkpoint_globals` for ``torch.load`` (idempotent; a no-op
+    on torch versions without ``add_safe_globals``)."""
     global _DONE
     add = getattr(torch.serialization, 'add_safe_globals', None)
     if _DONE or add is None:

@@ -1,21 +1,12 @@
 """Crash-safe local writes for checkpoints: ``dict(backend='atomic_local')``.
 
-mmengine saves a checkpoint by serialising it into memory and handing the bytes to a file
-backend's ``put()``. The stock local backend opens the target with ``open(path, 'wb')`` and
-writes into it, so a job killed (SIGKILL, out-of-memory killer, pre-emption, full disk) while
-the bytes go out leaves a truncated ``epoch_N.pth`` that ``--resume`` later fails to load.
-
-:class:`AtomicLocalBackend` writes the bytes to a hidden temporary file in the target's folder
-(``.epoch_N.pth.<pid>.<random>.tmp``), flushes it to disk (``fsync``) and renames it over the
-target with :func:`os.replace`. A rename within one file system is atomic on POSIX and Windows:
-readers see the old file or the complete new one, never a part. If the write fails, the
-temporary file is removed and the error propagates; if the process is killed, at most a hidden
-``*.tmp`` file is left next to the intact previous checkpoints.
-
-Use it through ``CheckpointHook(backend_args=dict(backend='atomic_local'))`` (the default of
-``configs/_base_/det_runtime.py`` and ``configs/_base_/cls_runtime.py``). It handles local
-paths only; for a remote ``out_dir`` (``s3://``...) drop ``backend_args`` so mmengine picks the
-remote backend.
+The stock local backend writes into the target, so a job killed mid-write leaves a truncated
+``epoch_N.pth`` that ``--resume`` cannot load. :class:`AtomicLocalBackend` writes a hidden
+temporary file in the target's folder (``.epoch_N.pth.<pid>.<random>.tmp``), flushes it
+(``fsync``) and renames it over the target (:func:`os.replace`, atomic within one file
+system): readers see the old file or the complete new one. Use it through
+``CheckpointHook(backend_args=dict(backend='atomic_local'))`` (the runtime configs' default);
+local paths only: for a remote ``out_dir`` (``s3://``...) drop ``backend_args``.
 """
 import os
 import os.path as osp
@@ -29,16 +20,9 @@ __all__ = ['AtomicLocalBackend', 'atomic_write_bytes']
 
 
 def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
-    """Write ``data`` to ``filepath`` so that the file is never seen half-written.
-
-    Args:
-        data (bytes): The content.
-        filepath (str | Path): The target; its folder is created if needed.
-
-    Raises:
-        OSError: The write, flush or rename failed; ``filepath`` is left as it was before the
-            call and no temporary file remains.
-    """
+    """Write ``data`` to ``filepath`` (its folder created if needed) so that the file is never
+    seen half-written. On an ``OSError`` ``filepath`` is as before and no temporary file
+    remains."""
     filepath = str(filepath)
     folder = osp.dirname(osp.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
@@ -71,8 +55,7 @@ def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
 
 class AtomicLocalBackend(LocalBackend):
     """mmengine's :class:`~mmengine.fileio.LocalBackend` whose ``put`` and ``put_text`` write
-    through a temporary file and an atomic rename (see the module docstring). Everything else
-    (``get``, ``exists``, ``remove``, ``join_path``...) is the local backend's."""
+    through :func:`atomic_write_bytes`."""
 
     @staticmethod
     def _check_local(filepath: Union[str, Path]) -> None:

@@ -13,12 +13,8 @@ _DIGITS = re.compile(r'(\d+)')
 
 
 def natural_key(text: str) -> Tuple[Union[int, str], ...]:
-    """Sort key that orders the numbers inside names by value: ``2.bmp`` before ``10.bmp``,
-    ``UID_1_9_1_all`` before ``UID_1_10_1_all`` (C-NMC's numbering), case-insensitively.
-
-    Example: ``sorted(['10.bmp', '2.bmp', '1.bmp'], key=natural_key)`` gives
-    ``['1.bmp', '2.bmp', '10.bmp']``.
-    """
+    """Case-insensitive sort key that orders the numbers inside names by value: ``2.bmp``
+    before ``10.bmp``, ``UID_1_9_1_all`` before ``UID_1_10_1_all`` (C-NMC's numbering)."""
     parts: List[Union[int, str]] = []
     for i, piece in enumerate(_DIGITS.split(str(text))):
         # split() alternates text and digits: odd positions hold the numbers; a tuple of

@@ -1,6 +1,5 @@
-"""Helpers of the timings: waiting for a GPU's queued work, and counting the operators a piece
-of PyTorch code dispatches (a device-independent measure of launch overhead: on a GPU each aten
-call is at least one kernel launch)."""
+"""Timing helpers: waiting for a GPU's queued work, and counting the aten operators a piece of
+code dispatches (a device-independent measure of launch overhead)."""
 from typing import Callable, Union
 
 import torch

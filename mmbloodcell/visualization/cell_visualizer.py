@@ -22,11 +22,7 @@ DEFAULT_PALETTE = [(220, 20, 60), (30, 90, 255), (0, 190, 80)]
 class CellDetVisualizer(DetLocalVisualizer):
     """:class:`~mmdet.visualization.DetLocalVisualizer` that adds a count banner to the
     predictions it draws: ``RBC: n  WBC: n  Platelets: n  total: n`` (white on black, top
-    left), counting the boxes drawn. Ground-truth instances are drawn as mmdet draws them.
-
-    It takes the arguments of ``DetLocalVisualizer`` and can be named by a config's
-    ``visualizer = dict(type='CellDetVisualizer', ...)``.
-    """
+    left), counting the boxes drawn; ground truth is drawn as mmdet draws it."""
 
     def _draw_instances(self, image: np.ndarray, instances: InstanceData,
                         classes: Optional[List[str]],
@@ -49,19 +45,10 @@ class CellDetVisualizer(DetLocalVisualizer):
 
 def draw_detections(img: np.ndarray, detections: Sequence[dict], classes: Sequence[str],
                     palette: Optional[Sequence[tuple]] = None) -> np.ndarray:
-    """Draw detection records with :class:`CellDetVisualizer` on a copy of a BGR image.
-
-    Args:
-        img (np.ndarray): ``(H, W, 3)`` BGR image (``(H, W)`` grayscale is drawn in gray).
-        detections (Sequence[dict]): :func:`~mmbloodcell.structures.instances_to_detections`
-            records, all drawn.
-        classes (Sequence[str]): Class names, indexed by label.
-        palette (Sequence[tuple], optional): RGB colour per class (a ``dataset_meta``
-            palette). Defaults to BCCD's colours, repeated as needed.
-
-    Returns:
-        np.ndarray: The annotated ``(H, W, 3)`` BGR uint8 image.
-    """
+    """Draw all the :func:`~mmbloodcell.structures.instances_to_detections` records with
+    :class:`CellDetVisualizer` on a copy of an ``(H, W, 3)`` BGR (or ``(H, W)`` gray) image;
+    returns the ``(H, W, 3)`` BGR uint8 drawing. ``palette``: RGB per class, by default BCCD's
+    colours, repeated as needed."""
     rgb = np.ascontiguousarray(np.stack([img] * 3, -1) if img.ndim == 2 else img[..., 2::-1])
     palette = list(palette or DEFAULT_PALETTE)
     palette = [tuple(palette[i % len(palette)]) for i in range(max(len(classes), 1))]

@@ -14,18 +14,9 @@ __all__ = ['ClassWeightHook', 'class_weights_from_counts']
 
 def class_weights_from_counts(counts: Sequence[int],
                               class_names: Optional[Sequence[str]] = None) -> np.ndarray:
-    """Inverse-frequency weights ``W_i = N / (c * n_i)``.
-
-    ``N = sum(n_i)`` samples, ``c`` classes, ``n_i`` samples of class ``i``; a balanced set
-    gives all ones, and ``sum_i n_i * W_i = N`` always.
-
-    Args:
-        counts (Sequence[int]): ``n_i`` for every class, length ``c``.
-        class_names (Sequence[str], optional): Names for the error message.
-
-    Returns:
-        np.ndarray: float64 weights, shape (c,).
-    """
+    """Inverse-frequency weights ``W_i = N / (c * n_i)``, float64 (c,), of the ``counts``
+    ``n_i`` of the ``c`` classes (``N = sum(n_i)``): all ones for a balanced set, and
+    ``sum_i n_i * W_i = N``; ``class_names`` name the classes in errors."""
     counts = np.asarray(counts, dtype=np.int64)
     if counts.ndim != 1 or counts.size == 0:
         raise ValueError(f'ClassWeightHook: expected one count per class, got {counts!r}')
@@ -46,12 +37,11 @@ class ClassWeightHook(Hook):
     """Count the training labels and set ``W_i = N / (c * n_i)`` on ``'auto'`` losses.
 
     Before training, the labels of ``runner.train_dataloader.dataset`` are counted (through
-    dataset wrappers, see :func:`~mmbloodcell.datasets.labels.dataset_labels`; the counts are
-    those of the samples one epoch visits, so an over-sampling ``ClassBalancedDataset`` is accounted for, whereas a
-    weighted sampler is not), the weights ``W_i = N / (c * n_i)`` are computed, and every
-    module of the model that asks for them -- ``class_weight == 'auto'`` and a
-    ``set_class_weight(weights)`` method, e.g. ``WeightedBCELoss(class_weight='auto')`` --
-    receives them. Counts, weights and the modules set are logged.
+    dataset wrappers, :func:`~mmbloodcell.datasets.labels.dataset_labels`: the samples one
+    epoch visits, so an over-sampling ``ClassBalancedDataset`` counts, a weighted sampler does
+    not), and every module with ``class_weight == 'auto'`` and a ``set_class_weight(weights)``
+    method (e.g. ``WeightedBCELoss(class_weight='auto')``) receives the weights; counts,
+    weights and the modules set are logged.
 
     Usage::
 

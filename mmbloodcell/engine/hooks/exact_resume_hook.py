@@ -16,9 +16,8 @@ META_KEY = 'exact_resume'
 
 
 def get_rng_state() -> dict:
-    """The states of the global random generators: Python's ``random``, NumPy's legacy
-    ``np.random`` and torch's (CPU and every CUDA device), as plain lists and tensors (they load
-    under ``torch.load(weights_only=True)``)."""
+    """The states of Python's ``random``, NumPy's legacy ``np.random`` and torch's (CPU and
+    every CUDA device) generators, as plain lists and tensors (``weights_only`` loadable)."""
     np_state = np.random.get_state()
     state = dict(
         python=random.getstate(),
@@ -45,10 +44,8 @@ def set_rng_state(state: dict) -> None:
 
 
 class _SkipBatches:
-    """A batch sampler that drops the first ``skip`` batches of ``batch_sampler``'s epoch.
-
-    Only index lists are drawn for the dropped batches: no image is loaded or transformed.
-    """
+    """A batch sampler that drops the first ``skip`` batches (index lists only: no image is
+    loaded) of ``batch_sampler``'s epoch."""
 
     def __init__(self, batch_sampler, skip: int) -> None:
         self.batch_sampler = batch_sampler
@@ -70,13 +67,9 @@ class _SkipBatches:
 
 
 class _ResumedEpochLoader(DataLoader):
-    """The training DataLoader for the rest of one interrupted epoch.
-
-    It serves the batches the interrupted run had not reached yet (``_SkipBatches``) and, once
-    its iterator exists (creating one draws a seed from torch's generator, as the interrupted
-    run did at the start of the epoch), puts the random generators back to their state at the
-    checkpoint, so augmentations and dropout continue with the same random numbers.
-    """
+    """The training DataLoader for the rest of an interrupted epoch: the batches not reached
+    yet, and, once its iterator exists (which draws a seed from torch's generator, as the
+    interrupted epoch did), the generators set back to their state at the checkpoint."""
 
     def __init__(self, loader: DataLoader, skip: int, rng_state: Optional[dict]) -> None:
         kwargs = dict(
@@ -107,38 +100,26 @@ class _ResumedEpochLoader(DataLoader):
 class ExactResumeHook(Hook):
     """Make ``--resume`` continue a killed training as if it had never stopped.
 
-    mmengine's resume restores the weights, the optimizer, the schedulers and the counters, but
-    not the random generators, and an epoch-based loop restarts an interrupted epoch from its
-    first batch. Resumed that way, a run killed mid-epoch trains some batches twice and draws
-    other augmentations and dropout masks than the uninterrupted run. This hook closes both
-    gaps for :class:`~mmengine.runner.EpochBasedTrainLoop` (all mmbloodcell configs):
+    mmengine's resume restores weights, optimizer, schedulers and counters, but not the random
+    generators, and restarts an interrupted epoch from its first batch. For an
+    :class:`~mmengine.runner.EpochBasedTrainLoop` this hook
 
-    1. Every checkpoint gets the state of Python's, NumPy's and torch's global generators and
-       the epoch length (``checkpoint['meta']['exact_resume']``).
-    2. On resume the generators are set back to that state, just before the first batch is
-       drawn.
-    3. A checkpoint written mid-epoch (``CheckpointHook(by_epoch=False, interval=N)``) holds
-       ``iter`` = ``epoch * epoch_length + k``; the resumed epoch then skips its first ``k``
-       batches at the sampler (index lists only, no image is loaded) and continues with batch
-       ``k + 1``. The sampler's order depends only on the seed and the epoch
-       (``DefaultSampler``, ``ClassBalancedOverSampler``), so these are the same batches.
-    4. Validation (and the ``save_best`` checkpoint it may write) leaves the training
-       generators untouched: their state is saved before and restored after every validation,
-       so an epoch-end checkpoint written before validation resumes exactly too.
+    1. stores the global generators' state and the epoch length in every checkpoint
+       (``checkpoint['meta']['exact_resume']``), and sets them back on resume just before the
+       first batch is drawn;
+    2. for a checkpoint written mid-epoch (``iter = epoch * epoch_length + k``), skips the
+       resumed epoch's first ``k`` batches at the sampler (index lists only): the same batches,
+       as the sampler's order depends only on the seed and the epoch;
+    3. saves the training generators before every validation and restores them after, so an
+       epoch-end checkpoint written before validation (or by ``save_best``) resumes exactly too.
 
-    With ``randomness=dict(seed=...)`` and ``num_workers=0`` the resumed run then produces the
-    same weights and metrics as the uninterrupted one on CPU. Limits: with ``num_workers > 0``
-    the worker processes' own generators are re-seeded when they start, so augmentations after
-    a mid-epoch resume can differ (the data order is still exact); in distributed runs the
-    checkpoint holds rank 0's generator state, which every rank restores (identical to each
-    rank's own state when every rank draws alike, as with ``diff_rank_seed=False``); if the
-    epoch length changed (other batch size or number of processes) the interrupted epoch
-    restarts from its first batch, with a warning, as in plain mmengine. An
-    ``IterBasedTrainLoop`` already skips the trained batches itself (by loading them); only the
-    checkpoint's generator state is not restored there.
-
-    Priority ``LOW``: in ``before_train_epoch`` it runs after ``DistSamplerSeedHook`` has set
-    the sampler's epoch.
+    With ``randomness=dict(seed=...)`` and ``num_workers=0`` the resumed run gives the weights
+    and metrics of the uninterrupted one on CPU. Limits: workers (``num_workers > 0``) re-seed
+    their own generators, so augmentations after a mid-epoch resume can differ (the data order
+    is exact); distributed ranks all restore rank 0's state; a changed epoch length restarts
+    the epoch from its first batch, with a warning. An ``IterBasedTrainLoop`` skips the trained
+    batches itself; the generator state is not restored there. Priority ``LOW``: after
+    ``DistSamplerSeedHook`` has set the sampler's epoch.
     """
 
     priority = 'LOW'
@@ -148,7 +129,6 @@ class ExactResumeHook(Hook):
         self._original_loader: Optional[DataLoader] = None
         self._val_rng: Optional[dict] = None
 
-    # ------------------------------------------------------------------ saving
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = checkpoint.setdefault('meta', {})
         # during validation (save_best) the training state is the one saved before it
@@ -158,7 +138,6 @@ class ExactResumeHook(Hook):
             info['epoch_length'] = len(self._original_loader or loop.dataloader)
         meta[META_KEY] = info
 
-    # ------------------------------------------------------------------ loading
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not getattr(runner, '_resume', False):
             return  # load_from (fine-tuning) starts a new run: nothing to continue
@@ -207,7 +186,6 @@ class ExactResumeHook(Hook):
             runner.train_loop.dataloader = self._original_loader
             self._original_loader = None
 
-    # ------------------------------------------------------------------ validation
     def before_val(self, runner) -> None:
         self._val_rng = get_rng_state()
 

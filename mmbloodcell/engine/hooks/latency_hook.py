@@ -12,12 +12,11 @@ from mmbloodcell.utils.profiling import synchronize
 class LatencyHook(Hook):
     """Measure the model's time per image during validation and testing.
 
-    The clock runs from ``before_*_iter`` to ``after_*_iter``: data pre-processing on the device,
-    the forward pass and post-processing (NMS, box decoding), but not the data loader. The
-    first ``warmup`` iterations are not counted. CUDA is synchronised at both ends. The mean
-    milliseconds per image are added to the epoch's metrics as ``<prefix>/latency_ms`` (and
-    ``<prefix>/fps``), so they land in the log and the metrics JSON like mAP does. The number
-    is the batch-1 latency when the dataloader's ``batch_size`` is 1 (the configs' default).
+    The clock runs (CUDA synchronised at both ends) from ``before_*_iter`` to ``after_*_iter``:
+    pre-processing on the device, forward pass and post-processing, not the data loader; the
+    first ``warmup`` iterations are not counted. The mean milliseconds per image join the
+    epoch's metrics as ``<prefix>/latency_ms`` and ``<prefix>/fps`` (log and metrics JSON): the
+    batch-1 latency with the configs' ``batch_size=1``.
 
     Args:
         warmup (int): Iterations ignored at the start of each epoch. Defaults to 5.
@@ -41,11 +40,14 @@ class LatencyHook(Hook):
         self._images = 0
         self._seconds = 0.0
 
-    def _start_clock(self, runner) -> None:
+    def before_val_epoch(self, runner) -> None:
+        self._reset()
+
+    def before_val_iter(self, runner, batch_idx, data_batch=None) -> None:
         synchronize(runner.model)
         self._start = time.perf_counter()
 
-    def _stop_clock(self, runner, data_batch) -> None:
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         synchronize(runner.model)
         elapsed = time.perf_counter() - self._start
         self._seen_iters += 1
@@ -54,7 +56,7 @@ class LatencyHook(Hook):
         self._seconds += elapsed
         self._images += len(data_batch['inputs']) if isinstance(data_batch, dict) else 1
 
-    def _report(self, runner, metrics) -> None:
+    def after_val_epoch(self, runner, metrics=None) -> None:
         if metrics is not None and self._images > 0:
             ms = 1000.0 * self._seconds / self._images
             metrics[f'{self.prefix}/latency_ms'] = round(ms, 3)
@@ -65,26 +67,5 @@ class LatencyHook(Hook):
                 f'{self.warmup}: no latency reported (lower `warmup`)')
         self._reset()
 
-    def before_val_epoch(self, runner) -> None:
-        self._reset()
-
-    def before_test_epoch(self, runner) -> None:
-        self._reset()
-
-    def before_val_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self._start_clock(runner)
-
-    def before_test_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self._start_clock(runner)
-
-    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        self._stop_clock(runner, data_batch)
-
-    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        self._stop_clock(runner, data_batch)
-
-    def after_val_epoch(self, runner, metrics=None) -> None:
-        self._report(runner, metrics)
-
-    def after_test_epoch(self, runner, metrics=None) -> None:
-        self._report(runner, metrics)
+    before_test_epoch, before_test_iter = before_val_epoch, before_val_iter
+    after_test_iter, after_test_epoch = after_val_iter, after_val_epoch

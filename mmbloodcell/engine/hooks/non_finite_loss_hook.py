@@ -31,26 +31,16 @@ def _as_float(value) -> Optional[float]:
 class NonFiniteLossHook(Hook):
     """Raise :class:`NonFiniteLossError` when a training loss becomes NaN or infinite.
 
-    After every training iteration the hook looks at the loss values the model returned (the
-    ``log_vars`` of ``train_step``: the total ``loss`` and each term whose name contains
-    ``loss``). If one is not finite, training stops with a message like::
-
-        NonFiniteLossHook: the training loss is nan at iteration 7 (epoch 2, batch 1 of 6);
-        last learning rate: lr=10000000000.0. Loss terms: loss=nan. ... Fix: ...
-
-    so the job ends at once with a non-zero exit status, instead of running for hours and
-    writing checkpoints of NaN weights. The hook runs before ``CheckpointHook`` and
-    ``LoggerHook`` (priority ``ABOVE_NORMAL``), so no checkpoint of the broken iteration is
-    written; the last good checkpoint stays the one ``--resume`` picks up.
-
-    In distributed runs the finding is shared between the ranks (one ``all_reduce`` of a
-    single number per checked iteration), so every rank stops at the same iteration with the
-    same message instead of the healthy ranks waiting for the stopped one.
+    The values checked are the ``log_vars`` of ``train_step`` whose name contains ``loss``;
+    the error names the iteration, the epoch and batch, the last lr and the loss terms. The
+    hook runs before ``CheckpointHook`` (priority ``ABOVE_NORMAL``): no checkpoint of NaN
+    weights is written and the last good one stays the one ``--resume`` picks up. With
+    ``sync_ranks`` distributed ranks share the finding (one ``all_reduce`` of one number) and
+    all stop at the same iteration.
 
     Args:
         interval (int): Check every ``interval`` iterations. Defaults to 1.
-        sync_ranks (bool): Share the finding between ranks in distributed runs.
-            Defaults to True.
+        sync_ranks (bool): Share the finding between ranks. Defaults to True.
     """
 
     priority = 'ABOVE_NORMAL'

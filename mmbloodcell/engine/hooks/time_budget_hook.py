@@ -1,5 +1,4 @@
-"""Stop training after a wall-clock budget, keeping the last epoch's checkpoint; optionally
-anneal the learning rate over that wall-clock budget."""
+"""Stop training after a wall-clock budget; optionally anneal the lr over that budget."""
 import math
 import time
 from typing import Optional
@@ -13,15 +12,12 @@ from mmbloodcell.registry import HOOKS
 class TimeBudgetHook(Hook):
     """End epoch-based training at the first epoch boundary after ``budget_s`` seconds.
 
-    The clock starts at ``before_train`` (model built, data loaders ready). When an epoch ends
-    past the budget, the loop's ``max_epochs`` is set to the current epoch, so the epoch is the
-    last one for every other hook: ``CheckpointHook`` saves it (``save_last``) and the final
-    validation runs as usual. Used by benchmarks that compare detectors "within the same GPU
-    budget" (``benchmarks/bccd_budget.py``).
+    The clock starts at ``before_train``. When an epoch ends past the budget, the loop's
+    ``max_epochs`` becomes the current epoch, so for every other hook it is the last one
+    (``CheckpointHook`` saves it, the final validation runs); see ``benchmarks/bccd_budget.py``.
 
-    With ``lr_schedule='cosine'`` the hook also owns the learning rate, as a function of the
-    elapsed fraction ``p = elapsed / budget_s`` of the budget instead of the epoch count (which
-    a time budget does not know in advance)::
+    With ``lr_schedule='cosine'`` the hook sets the lr from the elapsed fraction ``p = elapsed /
+    budget_s`` of the budget (the epoch count is not known in advance)::
 
         lr = base_lr * w(i) * (r + (1 - r) * (1 + cos(pi * min(p, 1))) / 2)
         w(i) = min(1, (i + 1) / warmup_iters)          # linear warm-up over iterations
@@ -29,9 +25,7 @@ class TimeBudgetHook(Hook):
     where ``r = min_lr_ratio`` and ``base_lr`` is each param group's lr from the optimizer
     config. Leave ``param_scheduler`` empty in such a config.
 
-    The log's ``eta`` (``IterTimerHook``'s estimate for all ``max_epochs``) is capped by the
-    budget: the time to the end of the epoch in which the budget runs out, at the average
-    iteration time so far.
+    The log's ``eta`` is capped by the time to the end of the epoch in which the budget runs out.
 
     Args:
         budget_s (float): Training seconds allowed.

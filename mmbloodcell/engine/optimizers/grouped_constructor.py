@@ -1,5 +1,4 @@
-"""An optimizer-wrapper constructor that keeps mmengine's per-parameter settings but hands the
-optimizer one parameter group per distinct setting, so multi-tensor (foreach) kernels apply."""
+"""mmengine's optimizer-wrapper constructor with one parameter group per distinct setting."""
 from typing import Any, Dict, List
 
 import torch.nn as nn
@@ -17,17 +16,11 @@ class GroupedOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """:class:`mmengine.optim.DefaultOptimWrapperConstructor`, then parameter groups with equal
     hyper-parameters merged.
 
-    With a ``paramwise_cfg`` (e.g. ``norm_decay_mult=0, bias_decay_mult=0``), mmengine puts
-    every parameter in a group of its own. PyTorch's multi-tensor optimizers (``foreach``, the
-    default on CUDA) fuse the update over the tensors of ONE group, so 240 groups (RTMDet-tiny)
-    cost about 2,700 kernels per AdamW step instead of about 30. Merging groups whose settings
-    (``lr``, ``weight_decay``, ``betas``, ...) are equal gives each parameter exactly the update
-    it had; only the optimizer's ``param_groups`` (and so its state_dict layout) differ, so a
-    checkpoint written with one constructor resumes only with the same one.
-
-    Args:
-        optim_wrapper_cfg, paramwise_cfg: as :class:`DefaultOptimWrapperConstructor`. Use it
-            with ``optim_wrapper = dict(constructor='GroupedOptimWrapperConstructor', ...)``.
+    With a ``paramwise_cfg`` mmengine puts every parameter in a group of its own, and
+    PyTorch's multi-tensor (``foreach``) optimizers fuse the update over one group only. Merging
+    groups of equal settings gives each parameter the same update; only the ``param_groups``
+    (and the optimizer state_dict layout) differ, so a checkpoint resumes only with the same
+    constructor. Use ``optim_wrapper = dict(constructor='GroupedOptimWrapperConstructor', ...)``.
     """
 
     def __call__(self, model: nn.Module) -> OptimWrapper:

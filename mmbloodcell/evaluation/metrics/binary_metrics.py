@@ -21,19 +21,9 @@ __all__ = ['BinaryClassificationMetric', 'binary_confusion_matrix', 'binary_scor
 
 
 def binary_confusion_matrix(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """The 2x2 confusion matrix, rows = ground truth, columns = prediction (mmpretrain's
-    :meth:`ConfusionMatrix.calculate`, after checking the labels).
-
-    ``cm[i, j]`` = number of samples of label ``i`` predicted as ``j``, i.e.
-    ``[[TN, FP], [FN, TP]]`` with class 1 positive.
-
-    Args:
-        gt (np.ndarray): Labels in {0, 1}, shape (N,).
-        pred (np.ndarray): Predicted labels in {0, 1}, shape (N,).
-
-    Returns:
-        np.ndarray: int64, shape (2, 2).
-    """
+    """The int64 (2, 2) confusion matrix of labels ``gt`` (N,) and predictions ``pred`` (N,)
+    in {0, 1} (mmpretrain's :meth:`ConfusionMatrix.calculate`, after checking the labels):
+    ``cm[i, j]`` = samples of label ``i`` predicted as ``j``, i.e. ``[[TN, FP], [FN, TP]]``."""
     gt = np.asarray(gt, dtype=np.int64).reshape(-1)
     pred = np.asarray(pred, dtype=np.int64).reshape(-1)
     if gt.shape != pred.shape:
@@ -53,8 +43,7 @@ def _ratio(num: float, den: float) -> float:
 
 def binary_scores(cm: np.ndarray) -> Dict[str, float]:
     """Rates of a 2x2 confusion matrix ``[[TN, FP], [FN, TP]]`` (class 1 positive), in float64
-    (mmpretrain's ``SingleLabelMetric.calculate`` gives precision / recall / F1 per class in
-    float32 percent, and neither specificity nor the weighted F1).
+    (mmpretrain's ``SingleLabelMetric`` has neither specificity nor the weighted F1).
 
     - precision ``P = TP / (TP + FP)``
     - recall (sensitivity) ``R = TP / (TP + FN)``
@@ -65,11 +54,9 @@ def binary_scores(cm: np.ndarray) -> Dict[str, float]:
     - weighted F1 ``(n_0 F1_0 + n_1 F1_1) / N`` with ``n_i`` the samples of label ``i``
       (sklearn's ``average='weighted'``): the C-NMC 2019 leaderboard score.
 
-    A ratio whose denominator is 0 is 0, as sklearn's ``zero_division=0``.
-
-    Returns:
-        dict: Fractions in [0, 1] under ``precision``, ``recall``, ``specificity``,
-        ``accuracy``, ``f1``, ``f1_hem``, ``weighted_f1``.
+    A ratio whose denominator is 0 is 0 (sklearn's ``zero_division=0``). Returns fractions in
+    [0, 1] under ``precision``, ``recall``, ``specificity``, ``accuracy``, ``f1``, ``f1_hem``,
+    ``weighted_f1``.
     """
     (tn, fp), (fn, tp) = np.asarray(cm, dtype=np.float64)
     n0, n1 = tn + fp, fn + tp
@@ -87,10 +74,8 @@ def binary_scores(cm: np.ndarray) -> Dict[str, float]:
 
 
 def midranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks of ``x`` in ascending order; tied values share their mean rank.
-
-    Example: ``midranks([0.1, 0.4, 0.4, 0.9]) = [1, 2.5, 2.5, 4]``.
-    """
+    """1-based ranks of ``x`` in ascending order; tied values share their mean rank:
+    ``midranks([0.1, 0.4, 0.4, 0.9]) = [1, 2.5, 2.5, 4]``."""
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     order = np.argsort(x, kind='mergesort')
     _, inverse, counts = np.unique(x[order], return_inverse=True, return_counts=True)
@@ -102,18 +87,11 @@ def midranks(x: np.ndarray) -> np.ndarray:
 
 
 def roc_auc_score(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve by the rank-sum (Mann-Whitney U) formula.
-
-    ``AUC = (sum of the midranks of the positives - n_1 (n_1 + 1) / 2) / (n_1 n_0)``: the
-    probability that a random positive scores above a random negative, ties counting 1/2
-    (equal to the trapezoidal area under the ROC curve). O(N log N), no loop.
-
-    Args:
-        labels (np.ndarray): Labels in {0, 1}, shape (N,).
-        scores (np.ndarray): Scores, larger = more positive, shape (N,).
-
-    Returns:
-        float: AUC in [0, 1], or NaN (with a warning) when only one class is present.
+    """Area under the ROC curve of labels (N,) in {0, 1} and scores (N,) (larger = more
+    positive) by the rank-sum (Mann-Whitney U) formula: ``AUC = (sum of the midranks of the
+    positives - n_1 (n_1 + 1) / 2) / (n_1 n_0)``, the probability that a random positive scores
+    above a random negative, ties counting 1/2 (the trapezoidal area under the ROC curve).
+    NaN, with a warning, when only one class is present.
     """
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -133,22 +111,13 @@ def roc_auc_score(labels: np.ndarray, scores: np.ndarray) -> float:
 
 def patient_votes(patients: Sequence[Optional[str]], gt: np.ndarray, pred: np.ndarray,
                   scores: np.ndarray, threshold: float = 0.5) -> Dict[str, dict]:
-    """Majority vote of each patient's cells.
+    """Majority vote of each patient's cells, from per-sample patient ids (None: left out),
+    labels, predicted labels and scores (N,).
 
-    For each patient: ``votes = [n_pred_0, n_pred_1]``; the patient's predicted label is the
-    class with more votes, a tie going to ``mean(score) > threshold``. The patient's true label
-    is the majority of its cells' labels (in C-NMC all cells of a patient share it), a tie
-    going to 1. Samples whose patient is None are left out.
-
-    Args:
-        patients (Sequence[str | None]): Patient id per sample.
-        gt (np.ndarray): Labels (N,). pred (np.ndarray): Predicted labels (N,).
-        scores (np.ndarray): Scores (N,) compared with ``threshold`` to break ties.
-        threshold (float): See above. Defaults to 0.5.
-
-    Returns:
-        dict: patient id -> ``gt_label``, ``pred_label``, ``votes``, ``num_cells``,
-        ``mean_score``, ``correct``.
+    Per patient: ``votes = [n_pred_0, n_pred_1]``; the predicted label is the class with more
+    votes, a tie going to ``mean(score) > threshold``; the true label is the majority of its
+    cells' labels (in C-NMC all cells of a patient share it), a tie going to 1. Returns patient
+    id -> ``gt_label``, ``pred_label``, ``votes``, ``num_cells``, ``mean_score``, ``correct``.
     """
     groups: Dict[str, List[int]] = defaultdict(list)
     for i, pid in enumerate(patients):
@@ -191,36 +160,25 @@ class BinaryClassificationMetric(BaseMetric):
     matrix and the patient-level accuracy of a binary classifier (C-NMC 2019: ``hem`` = 0,
     ``all`` = 1, class 1 positive).
 
-    From every data sample it reads:
+    Per sample it reads ``gt_label`` (required); the predicted label: ``pred_label``, else the
+    arg-max of ``pred_score``, or ``prob > threshold`` with ``threshold`` set; ``prob``, the
+    probability of class 1 that ROC-AUC ranks by: ``pred_prob`` (``BinaryClsHead``,
+    ``EnsembleClassifier``), else ``pred_score[1]``; and the optional ``patient_id`` of the
+    metainfo (list it in ``PackInputs(meta_keys=...)``).
 
-    - ``gt_label`` (required);
-    - the predicted label: ``pred_label``, or the arg-max of ``pred_score``; with
-      ``threshold`` set, ``prob > threshold`` instead;
-    - the probability of class 1, ``prob``: ``pred_prob`` (set by ``BinaryClsHead`` and
-      ``EnsembleClassifier``), else ``pred_score[1]`` (a 2-class softmax head); ROC-AUC ranks
-      the samples by it;
-    - ``patient_id`` from the metainfo (``CNMCDataset`` puts it in the sample info; list it in
-      ``PackInputs(meta_keys=...)``), optional.
+    Metrics under ``<prefix>/`` (formulas: :func:`binary_scores`, :func:`roc_auc_score`):
+    ``f1`` (class 1), ``f1_hem`` (class 0), ``weighted_f1`` (the challenge's score),
+    ``precision``, ``recall`` (sensitivity), ``specificity``, ``accuracy``, ``auc`` (NaN with a
+    warning for a one-class ground truth), ``confusion_matrix`` (``[[TN, FP], [FN, TP]]``, rows
+    = ground truth, a nested list, in ``LoggerHook``'s test JSON) and, with patient ids,
+    ``patient_accuracy`` (the fraction of right majority votes, :func:`patient_votes`) and
+    ``num_patients``. Rates are percentages (mmpretrain's convention) unless ``percent=False``.
 
-    Metrics (see :func:`binary_scores` and :func:`roc_auc_score` for the formulas), under
-    ``<prefix>/``:
-
-    ``f1`` (class 1), ``f1_hem`` (class 0), ``weighted_f1`` (the challenge's score:
-    ``(n_0 F1_0 + n_1 F1_1) / N``), ``precision``, ``recall`` (sensitivity),
-    ``specificity``, ``accuracy``, ``auc`` (NaN with a warning when the ground truth holds one
-    class), ``confusion_matrix`` (``[[TN, FP], [FN, TP]]``, rows = ground truth, a nested
-    list; it lands in the test JSON of ``LoggerHook``), and when patient ids are present
-    ``patient_accuracy`` (fraction of patients whose majority vote, :func:`patient_votes`, is
-    right) and ``num_patients``. Rates are percentages (mmpretrain's convention) unless
-    ``percent=False``.
-
-    The full result - the metrics, the confusion matrix, the counts and every patient's votes -
-    is also written as JSON to ``out_file``, or by default to
-    ``<log dir of the running Runner>/<prefix>_metrics.json`` (the ``<work_dir>/<timestamp>/``
-    folder of the log file; overwritten at every evaluation). It records the ``stage``
-    (``'val'`` during training, ``'test'``) and, during training, the ``epoch`` and ``iter``
-    numbered as the log (``Epoch(val) [12]``) and the checkpoint (``epoch_12.pth``) are. NaN
-    is written as ``null``.
+    The full result (metrics, confusion matrix, counts, every patient's votes) is written as
+    JSON to ``out_file``, by default ``<log dir of the Runner>/<prefix>_metrics.json``
+    (overwritten at every evaluation), with the ``stage`` (``'val'`` / ``'test'``) and, during
+    training, the ``epoch`` and ``iter`` numbered as the log (``Epoch(val) [12]``) and the
+    checkpoint (``epoch_12.pth``); NaN as ``null``.
 
     Args:
         threshold (float, optional): Decide ``prob > threshold`` here instead of using the
@@ -228,8 +186,7 @@ class BinaryClassificationMetric(BaseMetric):
         percent (bool): Report rates in percent. Defaults to True.
         out_file (str, optional): Where to write the JSON. Defaults to None (the log dir).
         write_json (bool): Write the JSON file at all. Defaults to True.
-        collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
-        prefix (str, optional): Key prefix. Defaults to ``'binary'``.
+        collect_device (str), prefix (str, optional): As ``BaseMetric``; prefix ``'binary'``.
     """
 
     default_prefix = 'binary'
@@ -301,10 +258,10 @@ class BinaryClassificationMetric(BaseMetric):
         patients = [r['patient_id'] for r in results]
         votes = {}
         if any(p is not None for p in patients):
-            # a tie is broken by the mean of the score that crosses 0.5 at the model's
-            # threshold, or by the mean probability against the metric's own threshold
-            tie_scores, tie_thr = (score, 0.5) if self.threshold is None else (prob,
-                                                                              self.threshold)
+            # ties: the mean score (crossing 0.5 at the model's threshold) against 0.5, or the
+            # mean probability against the metric's own threshold
+            tie_scores, tie_thr = (score, 0.5) if self.threshold is None else \
+                (prob, self.threshold)
             votes = patient_votes(patients, gt, pred, tie_scores, tie_thr)
             correct = sum(v['correct'] for v in votes.values())
             metrics['patient_accuracy'] = scale * correct / len(votes)
@@ -340,20 +297,13 @@ class BinaryClassificationMetric(BaseMetric):
         hub = MessageHub.get_current_instance()
         stage = hub.get_info('loop_stage')
         epoch, it = hub.get_info('epoch'), hub.get_info('iter')
-        if stage == 'val':
-            # the hub holds the 0-based epoch / iteration that was trained; the log line
-            # "Epoch(val) [N]" and the checkpoint epoch_N.pth count the ones done
+        if stage == 'val':  # the hub's 0-based epoch / iter -> the count done (epoch_N.pth)
             epoch = None if epoch is None else int(epoch) + 1
             it = None if it is None else int(it) + 1
         doc = dict(
-            prefix=self.prefix,
-            stage=stage,
-            epoch=epoch,
-            iter=it,
-            num_samples=int(gt.size),
+            prefix=self.prefix, stage=stage, epoch=epoch, iter=it, num_samples=int(gt.size),
             num_per_class=dict(hem=int((gt == 0).sum()), all=int((gt == 1).sum())),
-            threshold=self.threshold,
-            percent=self.percent,
+            threshold=self.threshold, percent=self.percent,
             metrics={k: clean(v) for k, v in metrics.items() if k != 'confusion_matrix'},
             confusion_matrix=dict(rows='ground truth [hem (0), all (1)]',
                                   columns='prediction [hem (0), all (1)]',

@@ -17,13 +17,10 @@ class SimpleNet(BaseBackbone):
     followed by 2x2 max pooling.
 
     The "small CNN" the C-NMC comparison study trains from scratch next to the ImageNet
-    backbones (Xception, VGG-16, ResNet-152-V2, EfficientNet-B5 / V2-M). With the default
-    widths ``(32, 64, 128, 256)`` it has about 1.2 M parameters, and a ``224 x 224`` input
-    gives ``(N, 256, 14, 14)`` features. Pair it with ``GlobalAveragePooling`` and
-    ``BinaryClsHead(in_channels=widths[-1])``.
-
-    Shapes: input ``(N, in_channels, H, W)``; stage ``i`` outputs
-    ``(N, widths[i], H / 2**(i+1), W / 2**(i+1))`` (floor division by each pooling).
+    backbones (Xception, VGG-16, ResNet-152-V2, EfficientNet-B5 / V2-M); about 1.2 M
+    parameters with the default widths. Pair it with ``GlobalAveragePooling`` and
+    ``BinaryClsHead(in_channels=widths[-1])``. Shapes: input ``(N, in_channels, H, W)``; stage
+    ``i`` outputs ``(N, widths[i], H / 2**(i+1), W / 2**(i+1))`` (floor division per pooling).
 
     Args:
         in_channels (int): Input channels. Defaults to 3.
@@ -34,11 +31,10 @@ class SimpleNet(BaseBackbone):
         frozen_stages (int): Stages (from the first) whose parameters are frozen and whose BN
             stays in eval mode; 0 freezes none. Defaults to 0.
         norm_eval (bool): Keep every BN layer in eval mode while training. Defaults to False.
-        conv_cfg (dict, optional): Convolution config. Defaults to None (``nn.Conv2d``).
-        norm_cfg (dict): Normalisation config. Defaults to ``dict(type='BN')``.
-        act_cfg (dict): Activation config. Defaults to ``dict(type='ReLU')``.
-        init_cfg (dict | list[dict], optional): Initialisation. Defaults to Kaiming-normal
-            convolutions and constant-1 norms.
+        conv_cfg, norm_cfg, act_cfg (dict): Of the ``ConvModule`` layers. Default to
+            ``nn.Conv2d``, ``dict(type='BN')`` and ``dict(type='ReLU')``.
+        init_cfg (dict | list[dict], optional): Defaults to Kaiming-normal convolutions and
+            constant-1 norms.
     """
 
     def __init__(self,

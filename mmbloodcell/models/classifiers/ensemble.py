@@ -2,7 +2,7 @@
 """Probability-averaging ensemble of trained binary classifiers."""
 import copy
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -27,59 +27,43 @@ _MEMBER_KEYS = {'config', 'checkpoint', 'weight', 'input_size', 'name'}
 class EnsembleClassifier(BaseClassifier):
     """Average the class-1 probabilities of several trained binary classifiers.
 
-    The C-NMC 2019 ensemble of the DenseNet-201 and EfficientNet-B2 models (F1 91.94 on the
-    final test) is the mean of their sigmoid outputs. For ``M`` members with probabilities
-    ``p_m`` and weights ``w_m``: ``p = sum_m w_m p_m / sum_m w_m``, ``pred_label = p >
-    threshold``, ``pred_score = [1 - s, s]`` with ``s`` re-mapped so that it crosses 0.5 at the
-    threshold (as :class:`~mmbloodcell.models.heads.BinaryClsHead` does), ``pred_prob = p``
-    (0-d) and ``member_probs = [p_1, ..., p_M]`` per sample.
+    The C-NMC 2019 ensemble of the DenseNet-201 and EfficientNet-B2 models is the mean of their
+    sigmoid outputs. For ``M`` members with probabilities ``p_m`` and weights ``w_m``: ``p =
+    sum_m w_m p_m / sum_m w_m``, ``pred_label = p > threshold``, ``pred_score = [1 - s, s]``
+    with ``s`` crossing 0.5 at the threshold (:func:`positive_score`), ``pred_prob = p`` (0-d)
+    and ``member_probs = [p_1, ..., p_M]`` per sample. A member's ``p_m`` is its ``pred_prob``
+    (``BinaryClsHead``) or the ``pred_score[1]`` of a 2-class softmax head.
 
-    A member's ``p_m`` is its ``pred_prob`` (``BinaryClsHead``) or, for a 2-class softmax head
-    (e.g. ``LinearClsHead(num_classes=2)``), its ``pred_score[1]``.
+    Each member is a dict of
 
-    Members: each entry is a dict
-
-    - ``config`` (str | dict | Config): the member's training config (its ``model`` is built;
-      a top-level ``data_preprocessor`` is merged into it as mmengine's Runner does), or a
-      model config dict;
-    - ``checkpoint`` (str, optional): its weights, loaded with mmengine's ``load_checkpoint``
-      (strict; ``torch.load`` stays in safe ``weights_only`` mode: ``import mmbloodcell``
-      allow-lists what OpenMMLab checkpoints hold). None leaves the member unloaded: the
-      ensemble then refuses to predict until an ensemble checkpoint (``members.<i>.*`` keys)
-      is loaded into it;
-    - ``weight`` (float, optional): ``w_m``, > 0. Defaults to 1;
+    - ``config`` (str | dict | Config): its training config (its ``model`` is built, with a
+      top-level ``data_preprocessor`` merged in as mmengine's Runner does), or a model config;
+    - ``checkpoint`` (str, optional): its weights (strict ``load_checkpoint``, safe
+      ``weights_only`` loading). None leaves it unloaded: the ensemble refuses to predict until
+      an ensemble checkpoint (``members.<i>.*`` keys) is loaded;
+    - ``weight`` (float, optional): ``w_m`` > 0. Defaults to 1;
     - ``input_size`` (int | (h, w), optional): resize the member's normalised batch to this
-      size (bilinear) before its backbone. Defaults to None (use the batch as it is);
+      size (bilinear) before its backbone. Defaults to None;
     - ``name`` (str, optional): shown in logs.
 
-    Data pre-processing: the ensemble's own ``data_preprocessor`` only moves the batch to the
-    device (mmengine's ``BaseDataPreprocessor``); each member then applies its **own**
-    ``data_preprocessor`` (mean / std, BGR -> RGB), so members trained with different
-    normalisations can be mixed. All members see the images of the **ensemble config's test
-    pipeline**: its size must be what the members were trained on, or set ``input_size`` for
-    the members trained at another size (resizing the normalised tensor is close to, though
-    not identical with, resizing the image in the pipeline).
+    The ensemble's ``data_preprocessor`` only moves the batch to the device; each member then
+    applies its **own** (mean / std, BGR -> RGB), so members of different normalisations mix.
+    All members see the images of the ensemble config's test pipeline: its size must be the
+    members' training size, or set ``input_size`` (close to, not identical with, resizing the
+    image in the pipeline).
 
-    Checkpoints and ``tools/test.py``: the members' weights are loaded here, at construction.
-    ``tools/test.py`` (any mmengine Runner) then loads its ``CHECKPOINT`` argument into the
-    ensemble; that may be
-
-    - an ensemble checkpoint, whose ``members.<i>.*`` weights replace the members' (e.g. a
-      ``torch.save(dict(state_dict=ensemble.state_dict()), path)``); or
-    - the checkpoint of one of the members (e.g. the first one's): it is recognised as such
-      (same keys, same values as that member's loaded weights) and changes nothing.
-
-    Any other single-model checkpoint raises an error rather than being silently ignored.
-
-    The ensemble is for evaluation and prediction only: ``mode='loss'`` raises.
+    ``tools/test.py CONFIG CHECKPOINT`` loads ``CHECKPOINT`` into the ensemble after the
+    members loaded theirs: an ensemble checkpoint (``members.<i>.*``) replaces the members'
+    weights; the checkpoint of one of the members (same keys and values as that member's
+    loaded weights) changes nothing; any other single-model checkpoint raises an error.
+    ``mode='loss'`` raises: the ensemble is for evaluation and prediction only.
 
     Args:
-        members (Sequence[dict]): The members, at least one (see above).
+        members (Sequence[dict]): The members, at least one.
         threshold (float): Decision threshold on ``p``, in (0, 1). Defaults to 0.5.
-        data_preprocessor (dict, optional): The ensemble's pre-processor. Defaults to
-            ``dict(type='BaseDataPreprocessor')``.
-        init_cfg (dict, optional): Unused: the weights come from the checkpoints
-            (:meth:`init_weights` does nothing, so no member re-initialises or downloads).
+        data_preprocessor (dict, optional): Defaults to ``dict(type='BaseDataPreprocessor')``.
+        init_cfg (dict, optional): Unused: :meth:`init_weights` does nothing, so no member
+            re-initialises or downloads.
     """
 
     def __init__(self,
@@ -99,25 +83,15 @@ class EnsembleClassifier(BaseClassifier):
             raise ValueError('EnsembleClassifier: members must be a non-empty list of dicts '
                              'with config, checkpoint and optional weight / input_size')
         self.threshold = float(threshold)
-        self.members = nn.ModuleList()
-        self.member_names: List[str] = []
-        self.input_sizes: List[Optional[Tuple[int, int]]] = []
-        self._loaded: List[bool] = []
-        self._checkpoints: List[Optional[str]] = []
-        weights = []
-        for i, entry in enumerate(members):
-            model, name, weight, size, ckpt = self._build_member(i, entry)
-            self.members.append(model)
-            self.member_names.append(name)
-            self.input_sizes.append(size)
-            self._checkpoints.append(ckpt)
-            self._loaded.append(ckpt is not None)
-            weights.append(weight)
+        # per member: model, name, weight, input size (h, w) or None, checkpoint or None
+        models, self.member_names, weights, self.input_sizes, self._checkpoints = map(
+            list, zip(*(self._build_member(i, entry) for i, entry in enumerate(members))))
+        self.members = nn.ModuleList(models)
+        self._loaded = [ckpt is not None for ckpt in self._checkpoints]
         w = torch.tensor(weights, dtype=torch.float32)
         self.register_buffer('member_weights', w / w.sum(), persistent=False)
         self._register_load_state_dict_pre_hook(self._check_runner_checkpoint)
 
-    # ------------------------------------------------------------------ building
     def _build_member(self, i: int, entry: dict):
         if not isinstance(entry, dict) or 'config' not in entry:
             raise ValueError(f'EnsembleClassifier: member {i} must be a dict with a config '
@@ -147,9 +121,7 @@ class EnsembleClassifier(BaseClassifier):
         if model_cfg.get('type') == type(self).__name__:
             raise ValueError(f'EnsembleClassifier: member {i} ({name}) is itself an ensemble')
 
-        weight = entry.get('weight', 1.0)
-        if weight is None:
-            weight = 1.0
+        weight = 1.0 if entry.get('weight') is None else entry['weight']
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
             raise ValueError(f'EnsembleClassifier: member {i} ({name}) weight must be a '
                              f'positive number, got {weight!r}')
@@ -186,7 +158,10 @@ class EnsembleClassifier(BaseClassifier):
     def init_weights(self) -> None:
         """Nothing to initialise: the members' weights come from their checkpoints."""
 
-    # ------------------------------------------------------------------ loading by a runner
+    def _unloaded(self) -> List[str]:
+        return [f'{i} ({n})' for i, (n, ok) in enumerate(zip(self.member_names, self._loaded))
+                if not ok]
+
     def _check_runner_checkpoint(self, state_dict, prefix, local_metadata, strict,
                                  missing_keys, unexpected_keys, error_msgs) -> None:
         """Accept an ensemble checkpoint, or one member's own checkpoint (a no-op)."""
@@ -209,8 +184,7 @@ class EnsembleClassifier(BaseClassifier):
                     f'({self.member_names[i]})\'s own; every member keeps the weights of its '
                     f'checkpoint entry {self._checkpoints}')
                 return
-        unloaded = [f'{i} ({n})' for i, (n, ok) in enumerate(zip(self.member_names,
-                                                                 self._loaded)) if not ok]
+        unloaded = self._unloaded()
         hint = (f'members {", ".join(unloaded)} have no checkpoint: set '
                 f'model.members.<i>.checkpoint' if unloaded else
                 f'members load their own checkpoints {self._checkpoints}')
@@ -228,7 +202,6 @@ class EnsembleClassifier(BaseClassifier):
             isinstance(other[k], Tensor) and own[k].shape == other[k].shape
             and torch.equal(own[k].detach().cpu(), other[k].detach().cpu()) for k in own)
 
-    # ------------------------------------------------------------------ inference
     def forward(self,
                 inputs: Union[Tensor, List[Tensor]],
                 data_samples: Optional[List[DataSample]] = None,
@@ -253,15 +226,9 @@ class EnsembleClassifier(BaseClassifier):
                                   'with their own configs, then list their checkpoints')
 
     def member_probs(self, inputs: Union[Tensor, List[Tensor]]) -> Tensor:
-        """Probability of class 1 given by every member, shape ``(N, M)``.
-
-        Args:
-            inputs (Tensor | list[Tensor]): The batch as the ensemble's data pre-processor
-                gives it: ``(N, 3, H, W)`` or N tensors ``(3, H, W)``, un-normalised (uint8 from
-                ``PackInputs``).
-        """
-        not_loaded = [f'{i} ({n})' for i, (n, ok) in enumerate(zip(self.member_names,
-                                                                   self._loaded)) if not ok]
+        """Probability of class 1 by every member, ``(N, M)``, of the un-normalised batch
+        (``(N, 3, H, W)`` or N tensors ``(3, H, W)``) of the ensemble's data pre-processor."""
+        not_loaded = self._unloaded()
         if not_loaded:
             raise RuntimeError(f'EnsembleClassifier: members {", ".join(not_loaded)} have no '
                                f'weights: set model.members.<i>.checkpoint or load an ensemble '

@@ -1,11 +1,6 @@
 # Copyright (c) mmbloodcell contributors. All rights reserved.
-"""An ``ImageClassifier`` whose training step can run as one CUDA graph.
-
-At small batches (the C-NMC configs' 32 images of 224x224) a training iteration launches
-thousands of small kernels (forward, backward and the optimizer) from Python and the GPU waits
-for the launches; :class:`FastImageClassifier` removes that overhead without changing the
-mathematics of a step (measurements: benchmarks/cnmc_classification.md).
-"""
+"""An ``ImageClassifier`` whose training step can run as one CUDA graph (benchmarks:
+benchmarks/cnmc_classification.md)."""
 import contextlib
 from typing import Dict, Optional, Tuple, Union
 
@@ -29,48 +24,42 @@ class FastImageClassifier(ImageClassifier):
     """``ImageClassifier`` with channels-last weights, autocast, torch.compile and a training
     step captured as one CUDA graph.
 
-    The model, its ``state_dict`` (checkpoints load into either class) and the loss of a step are
-    those of mmpretrain's :class:`~mmpretrain.models.classifiers.ImageClassifier`; only how the
-    step runs on the GPU changes:
+    The model, its ``state_dict`` (checkpoints load into either class) and the loss of a step
+    are those of mmpretrain's :class:`~mmpretrain.models.classifiers.ImageClassifier`; only how
+    the step runs on the GPU changes (small batches launch thousands of small kernels from
+    Python, and the GPU waits for the launches):
 
-    - ``channels_last``: the 4-D weights (and each input batch) use the NHWC memory format,
-      which cuDNN's convolutions and batch norms prefer for float16 / bfloat16.
-    - ``autocast_dtype``: the forward pass (and so the loss and validation) runs under
-      ``torch.autocast`` in bfloat16 (or float16 for inference). Unlike mmengine's
-      ``AmpOptimWrapper`` it uses no loss scaler (bfloat16 has float32's exponent range), so
-      no scaler kernels and no host sync for its inf check; the binary losses compute in
-      float32. float16 *training* needs a loss scaler: use ``AmpOptimWrapper`` for that.
-    - ``cuda_graph``: on a CUDA device, :meth:`train_step` runs the first
-      ``graph_warmup_iters`` steps eagerly on a side stream (cuDNN autotuning, optimizer state
-      allocation), then captures forward, loss, backward and ``optimizer.step()`` of one step
-      into a ``torch.cuda.CUDAGraph`` and replays it for every later batch of the same shape:
-      one launch per iteration instead of thousands. The batch is copied into static input
-      buffers first; data pre-processing stays eager. A batch of another shape (the last,
-      smaller batch of an epoch) runs eagerly with the same parameters and optimizer state.
-      The optimizer is made ``capturable`` (Adam / AdamW keep their step counters on the
-      GPU) before its first step, and each group's learning rate is a GPU tensor inside the
-      graph, refreshed from ``param_group['lr']`` before each replay, so lr schedules keep
-      working; a change of any other hyper-parameter (betas, eps, weight decay) re-captures
-      the graph. The step's loss is ``head.loss_module(head(feats), labels, avg_factor=N)``,
-      what mmpretrain's ``ClsHead._get_loss`` computes, with the labels checked on the host
-      (binary labels are passed as ``bool``, for which the binary losses skip their
-      device-side check). Requirements, checked with a clear error: a plain ``OptimWrapper``
-      (no ``AmpOptimWrapper``: use ``autocast_dtype='bfloat16'``), no gradient clipping, no
-      gradient accumulation, a single process (MMDistributedDataParallel calls the stock
-      step), hard labels (no Mixup / CutMix). On a CPU the option is ignored (eager steps).
-    - ``compile``: ``torch.compile`` the backbone in place (``nn.Module.compile``, so the
-      ``state_dict`` keys do not change): ``True`` or a dict of ``torch.compile`` arguments,
-      e.g. ``dict(mode='max-autotune-no-cudagraphs')``. Can be combined with ``cuda_graph``
-      only with a mode that does not use CUDA graphs itself.
+    - ``channels_last``: 4-D weights and input batches in NHWC, which cuDNN prefers for
+      float16 / bfloat16.
+    - ``autocast_dtype``: the forward pass (loss and validation included) runs under
+      ``torch.autocast``. No loss scaler (bfloat16 has float32's exponent range), so no scaler
+      kernels and no host sync; the binary losses compute in float32. float16 *training* needs
+      a loss scaler: use ``AmpOptimWrapper``.
+    - ``cuda_graph``: on a CUDA device, :meth:`train_step` runs ``graph_warmup_iters`` eager
+      steps on a side stream (cuDNN autotuning, optimizer state), then captures forward, loss,
+      backward and ``optimizer.step()`` into a ``torch.cuda.CUDAGraph`` replayed for every later
+      batch of the same shape (copied into static buffers; pre-processing stays eager). A batch
+      of another shape (an epoch's last) runs eagerly on the same parameters and optimizer
+      state. The optimizer is made ``capturable``; each group's lr is a GPU tensor refreshed
+      from ``param_group['lr']`` before each replay (lr schedules work); a change of any other
+      hyper-parameter re-captures. The loss is ``head.loss_module(head(feats), labels,
+      avg_factor=N)`` as ``ClsHead._get_loss`` computes it, with the labels checked on the host
+      (binary ones passed as ``bool``, which the binary losses do not check on the device).
+      Requirements, checked: a plain ``OptimWrapper`` (for mixed precision
+      ``autocast_dtype='bfloat16'``), no gradient clipping or accumulation, one process
+      (MMDistributedDataParallel calls the stock step), hard labels (no Mixup / CutMix). On a
+      CPU the option is ignored.
+    - ``compile``: ``torch.compile`` the backbone in place (``nn.Module.compile``: the
+      ``state_dict`` keys do not change); with ``cuda_graph`` only in a mode without CUDA
+      graphs, e.g. ``dict(mode='max-autotune-no-cudagraphs')``.
 
     Args:
         channels_last (bool): Use the channels-last memory format. Defaults to False.
-        autocast_dtype (str, optional): ``'bfloat16'`` / ``'float16'`` autocast of the forward
-            pass (``'float16'`` is refused by ``cuda_graph`` training steps), or None (float32).
-            Defaults to None.
+        autocast_dtype (str, optional): ``'bfloat16'`` / ``'float16'`` (refused by
+            ``cuda_graph`` training steps), or None (float32). Defaults to None.
         cuda_graph (bool): Capture the training step as a CUDA graph. Defaults to False.
         graph_warmup_iters (int): Eager steps before the capture, >= 1. Defaults to 3.
-        compile (bool | dict, optional): torch.compile the backbone. Defaults to None.
+        compile (bool | dict, optional): True or ``torch.compile`` arguments. Defaults to None.
         **kwargs: The arguments of ``ImageClassifier`` (backbone, neck, head, ...).
     """
 
@@ -119,7 +108,6 @@ class FastImageClassifier(ImageClassifier):
         self._warmup_done = 0
         self._eager_note = False
 
-    # ------------------------------------------------------------------ forward
     def _autocast(self, device: torch.device):
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
@@ -141,7 +129,6 @@ class FastImageClassifier(ImageClassifier):
         with self._autocast(device):
             return super().forward(inputs, data_samples, mode)
 
-    # ---------------------------------------------------------------- training
     def train_step(self, data: Union[dict, tuple, list],
                    optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
         """One optimisation step; through the CUDA graph when ``cuda_graph`` is set and the
@@ -216,14 +203,9 @@ class FastImageClassifier(ImageClassifier):
         return isinstance(self.head, BinaryClsHead)
 
     def tensor_loss(self, inputs: Tensor, target: Tensor) -> Tensor:
-        """The training loss of a pre-processed batch: ``loss_module(head(neck(backbone(x))),
-        labels, avg_factor=N)`` as ``ClsHead._get_loss`` computes it (a single-logit head's
-        ``(N, 1)`` logits are flattened to ``(N,)``, as ``BinaryClsHead`` does).
-
-        Args:
-            inputs (Tensor): ``(N, C, H, W)`` normalised images on the model's device.
-            target (Tensor): ``(N,)`` labels (``bool`` for a binary head), same device.
-        """
+        """``loss_module(head(neck(backbone(x))), labels, avg_factor=N)`` of normalised images
+        ``(N, C, H, W)`` and labels ``(N,)`` (``bool`` for a binary head, whose ``(N, 1)``
+        logits are flattened) on the model's device, as ``ClsHead._get_loss`` computes it."""
         inputs = self._format(inputs)
         with self._autocast(inputs.device):
             cls_score = self.head(self.extract_feat(inputs))

@@ -14,22 +14,14 @@ from mmbloodcell.registry import DET_MODELS
 class BatchRTMDetSepBNHead(RTMDetSepBNHead):
     """mmdet's :class:`RTMDetSepBNHead` with batched target assignment (same losses).
 
-    The stock head builds its targets image by image (``multi_apply`` over
-    ``_get_targets_single``) and its assigner loops over the boxes of each image; with
-    BCCD's dozens of cells per mosaic image that loop, not the network, sets the step time on
-    a GPU. This head pads the boxes of the batch to ``(B, G, 4)``, calls
-    :meth:`BatchDynamicSoftLabelAssigner.batch_assign` once and fills the targets with
-    tensor operations. The targets equal the stock head's (up to the order of tied assignment
-    costs), so the losses, their gradients and the trained model are the stock RTMDet's; the
-    tests check the targets and the loss values against ``RTMDetSepBNHead``.
+    The stock head builds its targets image by image and its assigner loops over each image's
+    boxes. This head pads the batch's boxes to ``(B, G, 4)``, calls
+    :meth:`BatchDynamicSoftLabelAssigner.batch_assign` once and fills the targets with tensor
+    operations: the stock head's targets (up to the order of tied costs), so the same losses.
 
-    ``train_cfg.assigner`` must be a ``BatchDynamicSoftLabelAssigner``. Cases the batched
-    path does not cover fall back to the stock per-image code: ignored boxes
+    ``train_cfg.assigner`` must be a ``BatchDynamicSoftLabelAssigner``. Ignored boxes
     (``batch_gt_instances_ignore``), ``allowed_border >= 0`` or priors flagged invalid by
-    padding. With ``pos_weight > 0`` positives get that classification weight, as in mmdet.
-
-    Args:
-        **kwargs: Arguments of :class:`mmdet.models.dense_heads.RTMDetSepBNHead`.
+    padding fall back to the stock per-image code. Arguments: as ``RTMDetSepBNHead``.
     """
 
     def __init__(self, **kwargs) -> None:
@@ -49,20 +41,13 @@ class BatchRTMDetSepBNHead(RTMDetSepBNHead):
                     batch_img_metas: List[dict],
                     batch_gt_instances_ignore: OptInstanceList = None,
                     unmap_outputs=True):
-        """Targets of every prior of the batch, split by level.
+        """Targets of every prior of the batch, split by level, from logits ``cls_scores``
+        (B, P, C) and decoded ``bbox_preds`` (B, P, 4); the other arguments as
+        :meth:`mmdet.models.dense_heads.RTMDetHead.get_targets`.
 
-        Args:
-            cls_scores (Tensor): Classification logits, shape (B, P, C).
-            bbox_preds (Tensor): Decoded boxes, shape (B, P, 4).
-            anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas,
-                batch_gt_instances_ignore, unmap_outputs: as
-                :meth:`mmdet.models.dense_heads.RTMDetHead.get_targets`.
-
-        Returns:
-            tuple: per level, as the stock head: priors (B, P_l, 4), labels (B, P_l) (the
-            background is ``num_classes``), label weights (B, P_l), box targets (B, P_l, 4),
-            assignment metrics (B, P_l) (IoU of the positive's box with its ground truth),
-            and ``None`` in place of the sampling results (the loss does not read them).
+        Returns, per level as the stock head: priors (B, P_l, 4), labels (B, P_l) (background
+        ``num_classes``), label weights (B, P_l), box targets (B, P_l, 4), assignment metrics
+        (B, P_l) (IoU of the positive's box with its gt), and None for the sampling results.
         """
         ignore = batch_gt_instances_ignore is not None and any(
             g is not None and len(g) > 0 for g in batch_gt_instances_ignore)

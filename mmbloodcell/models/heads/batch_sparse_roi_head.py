@@ -20,30 +20,20 @@ class BatchSparseRoIHead(SparseRoIHead):
     """mmdet's :class:`SparseRoIHead` (Sparse R-CNN, Sun et al., CVPR 2021) with its training
     targets built for the whole batch at once: the same losses and gradients.
 
-    At each of its stages the stock head decodes the boxes image by image
-    (``BBoxHead.refine_bboxes``), runs the Hungarian assigner and the sampler image by image,
-    and ``DIIHead.get_targets`` fills the targets image by image: ~1,300 operator calls and ~50
-    host synchronisations per image and iteration, 40k calls at batch 32, far more than the
-    network itself. Here, per stage:
+    The stock head decodes, assigns, samples and builds targets image by image at each stage.
+    Here, per stage:
 
     - the deltas of all B*P proposals are decoded in one call (``DeltaXYWHBBoxCoder`` without
       ``clip_border``, class-agnostic regression, as Sparse R-CNN configures its ``DIIHead``);
     - :meth:`BatchHungarianAssigner.batch_assign` matches the batch with one host copy;
-    - labels, weights and box targets are gathered from the concatenated gt boxes, and the
-      losses are ``DIIHead.loss_and_target``'s formulas on the (B*P,) tensors: focal
-      classification over all proposals, L1 (on boxes divided by the image size) and GIoU over
-      the matched ones, each averaged over the number of matches (all-reduced across GPUs),
-      in float32 also under AMP (mmcv's CUDA focal loss is infinite for saturated float16
-      logits), where mmdet computes them in the logits' dtype.
+    - targets are gathered from the concatenated gt boxes and the losses are
+      ``DIIHead.loss_and_target``'s formulas on (B*P,) tensors (:meth:`_dii_loss`), in float32
+      also under AMP (mmcv's CUDA focal loss is infinite for saturated float16 logits).
 
-    The stock code runs instead when the batched path does not apply: a mask head (QueryInst
-    needs the sampling results), class-wise regression, a box coder that clips to the image,
-    or an assigner without ``batch_assign``. Prediction is the stock head's, except for the
-    batched decoding (the same boxes).
-
-    Args:
-        **kwargs: Arguments of :class:`mmdet.models.roi_heads.SparseRoIHead`; use
-            ``dict(type='BatchHungarianAssigner', match_costs=[...])`` as the assigner.
+    The stock code runs with a mask head (QueryInst needs the sampling results), class-wise
+    regression, a box coder that clips to the image, or an assigner without ``batch_assign``.
+    Prediction is the stock head's (decoded in one call: the same boxes). Arguments: as
+    ``SparseRoIHead``, with ``dict(type='BatchHungarianAssigner', match_costs=[...])``.
     """
 
     def _batched(self, stage: int) -> bool:
@@ -144,9 +134,8 @@ class BatchSparseRoIHead(SparseRoIHead):
         summed over the matched proposals / n.
         """
         head = self.bbox_head[stage]
-        # float32 also under AMP (float16 logits): mmcv's CUDA sigmoid focal loss takes
-        # log(max(1 - p, FLT_MIN)) in the input's dtype, and FLT_MIN is 0 in float16, so a
-        # saturated logit gives an infinite loss (see ConfigurableSSDHead)
+        # float32 under AMP: mmcv's CUDA focal loss takes log(max(1 - p, FLT_MIN)) in the
+        # input's dtype, and FLT_MIN is 0 in float16 (inf for a saturated logit)
         cls_score, bbox_pred = cls_score.float(), bbox_pred.float()
         losses = dict()
         pos = (labels >= 0) & (labels < head.num_classes)

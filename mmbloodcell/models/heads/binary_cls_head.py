@@ -25,22 +25,10 @@ def positive_score(prob: Tensor, threshold: float) -> Tensor:
 
 
 def positive_prob(sample, positive: int = 1) -> Tensor:
-    """The probability of the positive class (C-NMC: ``all``) of one binary prediction.
-
-    Its ``pred_prob`` (:class:`BinaryClsHead`, ``EnsembleClassifier``), else
-    ``pred_score[positive]`` of a 2-class softmax head (e.g. ``LinearClsHead``).
-
-    Args:
-        sample (DataSample | dict): A prediction, or its dict form (``tools/test.py --out``);
-            tensors or arrays.
-        positive (int): Index of the positive class in ``pred_score``. Defaults to 1.
-
-    Returns:
-        Tensor: 0-d float tensor.
-
-    Raises:
-        ValueError: the sample has no ``pred_prob`` and no 2-class ``pred_score``.
-    """
+    """The probability (0-d float tensor) of the positive class (C-NMC: ``all``) of one
+    binary prediction (a ``DataSample`` or its dict form from ``tools/test.py --out``): its
+    ``pred_prob`` (:class:`BinaryClsHead`, ``EnsembleClassifier``), else
+    ``pred_score[positive]`` of a 2-class softmax head (e.g. ``LinearClsHead``)."""
     prob = sample.get('pred_prob')
     if prob is not None:
         return torch.as_tensor(prob).reshape(-1)[0].float()
@@ -58,37 +46,27 @@ class BinaryClsHead(ClsHead):
     """Binary classification head: [GAP] -> FC(hidden) -> ReLU -> [Dropout] -> FC(1) logit.
 
     The head of the C-NMC 2019 leukemia study: global average pooling of the backbone's last
-    feature map, a 256-unit ReLU layer and one sigmoid output (DenseNet-201); the study's
-    EfficientNet-B2 variant freezes the backbone and uses a 320-unit layer
-    (``hidden_channels=320, freeze_backbone=True``).
+    feature map, a 256-unit ReLU layer and one sigmoid output (DenseNet-201); its
+    EfficientNet-B2 variant freezes the backbone and uses 320 units (``hidden_channels=320,
+    freeze_backbone=True``).
 
-    Input: the neck's output, a tuple of ``(N, C)`` tensors (mmpretrain's
-    ``GlobalAveragePooling`` neck), or of ``(N, C, H, W)`` feature maps (no neck; they are
-    average-pooled here); only the last element is used. A bare tensor is accepted too.
+    Input: the last of a tuple of ``(N, C)`` tensors (``GlobalAveragePooling`` neck) or of
+    ``(N, C, H, W)`` maps (average-pooled here), or a bare tensor. :meth:`forward` gives
+    ``(N, 1)`` logits; the loss (a binary loss of :mod:`mmbloodcell.models.losses`) gets them
+    flattened to ``(N,)`` with the ``(N,)`` labels of ``DataSample.gt_label``.
 
-    Output of :meth:`forward`: one logit per sample, shape ``(N, 1)``. :meth:`loss` passes the
-    logits flattened to ``(N,)`` and the labels ``(N,)`` from ``DataSample.gt_label`` to the
-    loss (any binary loss of :mod:`mmbloodcell.models.losses`, e.g. ``FocalHingeLoss``).
+    Predictions, ``p = sigmoid(logit)``: ``pred_label = p > threshold``, ``pred_prob = p`` (0-d)
+    and ``pred_score = [1 - s, s]`` (2,), with ``s = p`` for ``t = 0.5``, else re-mapped
+    piecewise linearly (:func:`positive_score`): monotonic in ``p`` (ROC / AUC unchanged) and
+    crossing 0.5 at the threshold, so mmpretrain's ``Accuracy`` / ``SingleLabelMetric`` (the
+    arg-max of ``pred_score``) count the labels of ``pred_label``.
 
-    Predictions: with ``p = sigmoid(logit)``, ``pred_label = 1`` if ``p > threshold`` else 0,
-    and ``pred_score`` of shape (2,) is ``[1 - p, p]`` so that mmpretrain's ``Accuracy`` and
-    ``SingleLabelMetric`` (which take the arg-max of ``pred_score`` whenever it is present)
-    work unchanged. For ``threshold != 0.5`` the score is re-mapped piecewise linearly,
-    ``s = p / (2 t)`` for ``p <= t`` and ``s = 0.5 + (p - t) / (2 (1 - t))`` above, and
-    ``pred_score = [1 - s, s]``: ``s`` is monotonic in ``p`` (rankings, ROC / AUC unchanged)
-    and crosses 0.5 exactly at the threshold, so the metrics count the same labels as
-    ``pred_label``. The raw probability ``p`` is always kept in the ``pred_prob`` field
-    (a 0-d tensor).
-
-    Freezing the backbone (``freeze_backbone=True``): the head detaches its input features,
-    so no gradient reaches the backbone or neck (their parameters get ``grad=None`` and are
-    skipped by the optimizer, weight decay included) and no backward pass runs through them.
-    Batch-norm running statistics are buffers, not gradients: to keep them fixed as well
-    (Keras' ``trainable=False``), set the backbone's ``norm_eval=True``. Under distributed
-    training, parameters that receive no gradient need
-    ``model_wrapper_cfg=dict(type='MMDistributedDataParallel', find_unused_parameters=True)``;
-    alternatively freeze through the backbone itself (``frozen_stages`` covering all stages,
-    plus ``norm_eval=True``), which sets ``requires_grad=False`` at construction.
+    ``freeze_backbone=True`` detaches the input features: no gradient or backward pass reaches
+    the backbone or neck (``grad=None``, skipped by the optimizer, weight decay included). To
+    fix the BN statistics too (Keras' ``trainable=False``), set the backbone's
+    ``norm_eval=True``. Distributed training then needs ``model_wrapper_cfg=dict(
+    type='MMDistributedDataParallel', find_unused_parameters=True)``, or freeze through the
+    backbone (``frozen_stages`` covering all stages, plus ``norm_eval=True``).
 
     Args:
         in_channels (int): Channels of the input features (e.g. 1920 for DenseNet-201, 1408
@@ -98,13 +76,10 @@ class BinaryClsHead(ClsHead):
         dropout (float): Dropout probability after the hidden layer (or before the single
             linear layer); 0 disables it. Defaults to 0.
         threshold (float): Decision threshold on ``p``, in (0, 1). Defaults to 0.5.
-        freeze_backbone (bool): Stop gradients at the head's input (see above).
-            Defaults to False.
-        loss (dict | nn.Module): The binary loss. Defaults to
-            ``dict(type='FocalHingeLoss')``.
-        init_cfg (dict | list[dict], optional): Initialisation; defaults to Xavier-uniform
-            weights and zero biases for the linear layers (Keras' ``Dense`` default, as in
-            the study).
+        freeze_backbone (bool): Stop gradients at the head's input. Defaults to False.
+        loss (dict | nn.Module): The binary loss. Defaults to ``dict(type='FocalHingeLoss')``.
+        init_cfg (dict | list[dict], optional): Defaults to Xavier-uniform weights and zero
+            biases (Keras' ``Dense`` default, as in the study).
     """
 
     def __init__(self,
@@ -137,15 +112,10 @@ class BinaryClsHead(ClsHead):
         layers: List[nn.Module] = []
         if hidden_channels is not None:
             layers += [nn.Linear(in_channels, hidden_channels), nn.ReLU(inplace=True)]
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            out_in = hidden_channels
-        else:
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            out_in = in_channels
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
         self.hidden = nn.Sequential(*layers)
-        self.fc = nn.Linear(out_in, 1)
+        self.fc = nn.Linear(hidden_channels or in_channels, 1)
 
     def _pool(self, feats: Union[Tensor, Sequence[Tensor]]) -> Tensor:
         """The last feature, globally average-pooled to ``(N, C)``."""

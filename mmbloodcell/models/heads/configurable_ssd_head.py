@@ -13,26 +13,20 @@ from mmbloodcell.registry import DET_MODELS
 class ConfigurableSSDHead(SSDHead):
     """mmdet's :class:`SSDHead`, with the study's losses as an option.
 
-    Two things differ from mmdet 3.3.0's ``SSDHead``:
-
-    1. It predicts. Stock ``SSDHead`` never calls ``AnchorHead.__init__``, so it has no
-       ``loss_cls`` attribute, and ``BaseDenseHead._predict_by_feat_single`` reads
-       ``self.loss_cls.custom_cls_channels`` and crashes (mmdet issues #11063, #11780). Here
-       ``loss_cls`` always exists: it is the classification loss the head really uses.
-    2. With ``loss_cls=None`` (default) it trains exactly like stock SSD: softmax cross entropy
-       with hard negative mining (``train_cfg.neg_pos_ratio``) and smooth-L1 on box deltas.
-       Given ``loss_cls`` (e.g. ``FocalLoss`` with ``use_sigmoid=True``), ``loss_bbox`` (e.g.
-       ``L1Loss`` on deltas) and ``loss_iou`` (e.g. ``GIoULoss`` on decoded boxes), it trains as
-       the BCCD study's SSD variant ("Focal + GIoU + L1"): every anchor is classified by the
-       focal loss (no hard negative mining: the focal term already down-weights easy
-       negatives), and boxes are supervised by L1 on the deltas plus GIoU on the decoded
-       boxes, all normalised by the number of positive anchors.
+    1. It predicts: mmdet 3.3.0's ``SSDHead`` never calls ``AnchorHead.__init__``, so it has no
+       ``loss_cls``, which ``BaseDenseHead._predict_by_feat_single`` reads. Here ``loss_cls``
+       always exists: the classification loss the head really uses.
+    2. With ``loss_cls=None`` (default) it trains exactly like stock SSD (softmax CE with hard
+       negative mining, ``train_cfg.neg_pos_ratio``, and smooth-L1 on deltas). Given
+       ``loss_cls`` (e.g. sigmoid ``FocalLoss``), ``loss_bbox`` (e.g. ``L1Loss`` on deltas) and
+       ``loss_iou`` (e.g. ``GIoULoss`` on decoded boxes) it trains as the BCCD study's SSD
+       variant ("Focal + GIoU + L1"): the focal loss on every anchor (no hard negative mining),
+       L1 plus GIoU on the boxes, all normalised by the number of positive anchors.
 
     Args:
         loss_cls (dict, optional): Classification loss. A loss with ``use_sigmoid=True``
             switches the head to ``num_classes`` sigmoid outputs (no background channel).
-        loss_bbox (dict, optional): Box-delta regression loss. Defaults to smooth-L1 as stock
-            SSD when ``loss_cls`` is None, else required.
+        loss_bbox (dict, optional): Box-delta loss; required with ``loss_cls``.
         loss_iou (dict, optional): IoU-type loss on decoded boxes. Defaults to None.
         **kwargs: Arguments of :class:`mmdet.models.dense_heads.SSDHead`.
     """
@@ -71,21 +65,17 @@ class ConfigurableSSDHead(SSDHead):
     def loss_by_feat_single(self, cls_score: Tensor, bbox_pred: Tensor, anchor: Tensor,
                             labels: Tensor, label_weights: Tensor, bbox_targets: Tensor,
                             bbox_weights: Tensor, avg_factor: int) -> Tuple[Tensor, ...]:
-        """Losses of one image.
-
-        Shapes: ``cls_score`` (A, cls_out_channels), ``bbox_pred`` / ``anchor`` /
-        ``bbox_targets`` / ``bbox_weights`` (A, 4) with deltas, ``labels`` /
-        ``label_weights`` (A,) with background label ``num_classes``; ``avg_factor`` is the
-        number of positive anchors in the whole batch.
-        """
+        """Losses of one image: ``cls_score`` (A, cls_out_channels), ``bbox_pred`` /
+        ``anchor`` / ``bbox_targets`` / ``bbox_weights`` (A, 4) deltas, ``labels`` /
+        ``label_weights`` (A,) (background ``num_classes``); ``avg_factor``: positive anchors
+        of the batch."""
         if self.stock_losses:  # mmdet's: CE with hard negative mining + smooth-L1
             return super().loss_by_feat_single(cls_score, bbox_pred, anchor, labels,
                                                label_weights, bbox_targets, bbox_weights,
                                                avg_factor)
         avg_factor = max(float(avg_factor), 1.0)
-        # losses in float32 also under AMP: mmcv's CUDA sigmoid focal loss computes in its
-        # input's dtype, and in float16 a saturated logit gives p == 1 and log(max(1 - p,
-        # FLT_MIN)) == log(0) (FLT_MIN is 0 in float16): inf / NaN losses on a GPU
+        # float32 under AMP: mmcv's CUDA focal loss takes log(max(1 - p, FLT_MIN)) in the
+        # input's dtype, and FLT_MIN is 0 in float16 (inf for a saturated logit)
         cls_score, bbox_pred = cls_score.float(), bbox_pred.float()
         loss_cls = self.loss_cls(cls_score, labels, label_weights, avg_factor=avg_factor)
         loss_bbox = self.loss_bbox(bbox_pred, bbox_targets, bbox_weights, avg_factor=avg_factor)
@@ -102,10 +92,8 @@ class ConfigurableSSDHead(SSDHead):
 
     def loss_by_feat(self, cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
                      batch_gt_instances_ignore=None) -> dict:
-        """Per-image losses over all anchors of all levels (the batching of ``SSDHead``).
-
-        Adds ``loss_iou`` to ``loss_cls`` / ``loss_bbox`` when ``loss_iou`` is configured.
-        """
+        """Per-image losses over all anchors of all levels (as ``SSDHead``), with
+        ``loss_iou`` when configured."""
         if self.stock_losses or self.loss_iou is None:
             return super().loss_by_feat(cls_scores, bbox_preds, batch_gt_instances,
                                         batch_img_metas, batch_gt_instances_ignore)
@@ -126,12 +114,8 @@ class ConfigurableSSDHead(SSDHead):
         all_label_weights = torch.cat(label_weights, -1).view(num_images, -1)
         all_bbox_targets = torch.cat(bbox_targets, -2).view(num_images, -1, 4)
         all_bbox_weights = torch.cat(bbox_weights, -2).view(num_images, -1, 4)
-        losses_cls, losses_bbox, losses_iou = [], [], []
-        for i in range(num_images):
-            loss_cls, loss_bbox, loss_iou = self.loss_by_feat_single(
-                all_cls_scores[i], all_bbox_preds[i], torch.cat(anchor_list[i]), all_labels[i],
-                all_label_weights[i], all_bbox_targets[i], all_bbox_weights[i], avg_factor)
-            losses_cls.append(loss_cls)
-            losses_bbox.append(loss_bbox)
-            losses_iou.append(loss_iou)
+        losses_cls, losses_bbox, losses_iou = map(list, zip(*(self.loss_by_feat_single(
+            all_cls_scores[i], all_bbox_preds[i], torch.cat(anchor_list[i]), all_labels[i],
+            all_label_weights[i], all_bbox_targets[i], all_bbox_weights[i], avg_factor)
+            for i in range(num_images))))
         return dict(loss_cls=losses_cls, loss_bbox=losses_bbox, loss_iou=losses_iou)

@@ -21,16 +21,10 @@ class ForeachExpMomentumEMA(ExpMomentumEMA):
         m_t   = (1 - momentum) * exp(-(1 + t) / gamma) + momentum
         p_avg = p_avg * (1 - m_t) + p * m_t            # mul_ then add_(alpha=m_t)
 
-    mmengine's ``BaseAveragedModel.update_parameters`` applies it tensor by tensor: two kernels
-    per tensor, about 1,900 launches per iteration for RTMDet-tiny, a large part of a small
-    model's GPU step. Here it is two multi-tensor kernels; the averaged weights are the same
-    (the unit tests compare them with mmdet's after several steps), also for tensors shared by
-    several modules, which mmengine updates once per name (see :meth:`_update_plan`).
-
-    Args:
-        model, momentum, gamma, interval, device, update_buffers: as
-            :class:`mmdet.models.layers.ExpMomentumEMA`. Use it from ``EMAHook``:
-            ``dict(type='EMAHook', ema_type='ForeachExpMomentumEMA', momentum=0.0002)``.
+    mmengine applies it tensor by tensor (two kernels each); here it is two multi-tensor
+    kernels, with the same averaged weights, also for tensors shared by several modules
+    (:meth:`_update_plan`). Arguments as ``ExpMomentumEMA``; use it from ``EMAHook``:
+    ``dict(type='EMAHook', ema_type='ForeachExpMomentumEMA', momentum=0.0002)``.
     """
 
     def update_parameters(self, model: nn.Module) -> None:
@@ -58,12 +52,9 @@ class ForeachExpMomentumEMA(ExpMomentumEMA):
         self.steps += 1
 
     def _update_plan(self) -> List[Tuple[str, bool]]:
-        """``(name, shared)`` of every floating-point tensor averaged, computed once.
-
-        A tensor shared by several modules (RTMDet's head shares its convolutions across
-        levels) stands in the state dict under several names; mmengine updates it once per
-        name, so ``shared`` ones are not fused.
-        """
+        """``(name, shared)`` of every floating-point tensor averaged, computed once. A tensor
+        shared by several modules (RTMDet's convolutions across levels) has several names,
+        each updated once by mmengine, so ``shared`` ones are not fused."""
         if getattr(self, '_plan', None) is None:
             keys = [k for k, p in self.avg_parameters.items() if p.dtype.is_floating_point]
             where = [(self.avg_parameters[k].data_ptr(), tuple(self.avg_parameters[k].shape))

@@ -1,14 +1,8 @@
 # Copyright (c) mmbloodcell contributors. All rights reserved.
-"""Binary classification losses for class-imbalanced data.
-
-The C-NMC 2019 leukemia study compares five losses on a single-logit classifier (its Table 2):
-binary cross entropy, weighted BCE, focal loss, hinge loss and its own contribution, the
-**Focal Hinge Loss**. All of them are implemented here as registered modules that work in
-mmpretrain heads (``loss_module(cls_score, target, avg_factor=..., weight=...)``) and in
-mmdet heads with a sigmoid, single-class classification branch
-(``loss_cls(cls_score, labels, label_weights, avg_factor=...)``).
-
-The shared notation, numerics and reduction: :class:`_BinaryLoss`.
+"""Binary losses of the C-NMC 2019 leukemia study (its Table 2): BCE, weighted BCE, focal, hinge
+and the study's **Focal Hinge Loss**, for mmpretrain heads (``loss_module(cls_score, target,
+avg_factor=..., weight=...)``) and mmdet heads with a sigmoid, single-class branch
+(``loss_cls(cls_score, labels, label_weights, avg_factor=...)``). Notation: :class:`_BinaryLoss`.
 """
 import math
 from numbers import Real
@@ -47,11 +41,6 @@ def _check_number(owner: str, name: str, value, low: Optional[float] = None,
     return value
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float16 / bfloat16 are computed in float32; other float dtypes are kept."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-
-
 def _as_column(owner: str, name: str, tensor: Tensor, num: int) -> Tensor:
     """Flatten a ``(N,)`` or ``(N, 1)`` tensor to ``(N,)``, refusing any other shape."""
     if tuple(tensor.shape) not in ((num, ), (num, 1)):
@@ -63,21 +52,12 @@ def _as_column(owner: str, name: str, tensor: Tensor, num: int) -> Tensor:
 def _prepare(owner: str, pred: Tensor, target: Union[Tensor, Sequence],
              weight: Optional[Union[Tensor, Sequence]] = None,
              pos_label: int = 1) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-    """Check and flatten the inputs of a binary loss.
+    """Check and flatten a binary loss' logits, labels and per-sample weights (shapes in
+    :class:`_BinaryLoss`; ``owner`` names the loss in errors).
 
-    Args:
-        owner (str): The loss' name, used in error messages.
-        pred (Tensor): Logits of shape ``(N,)`` or ``(N, 1)``, any float dtype.
-        target (Tensor | Sequence): Labels of shape ``(N,)`` or ``(N, 1)`` with values in
-            ``{0, 1}``; integer, bool or float.
-        weight (Tensor | Sequence, optional): Per-sample weights, shape ``(N,)`` or ``(N, 1)``.
-        pos_label (int): The label value of the positive class (1, or 0 for mmdet
-            single-class heads where 0 is the foreground and 1 the background).
-
-    Returns:
-        tuple[Tensor, Tensor, Tensor | None]: ``z`` (N,), ``y`` (N,) in ``{0., 1.}`` with 1 for
-        the positive class, and the weight (N,) or None, all in the compute dtype (float32 for
-        float16 / bfloat16 logits, else the logits' dtype) on the logits' device.
+    Returns ``z`` (N,), ``y`` (N,) in {0., 1.} with 1 for the label ``pos_label``, and the weight
+    (N,) or None, in the compute dtype (float32 for float16 / bfloat16 logits, else the logits')
+    on the logits' device.
     """
     if not isinstance(pred, Tensor):
         raise TypeError(f'{owner}: pred must be a Tensor of logits, got {type(pred).__name__}')
@@ -89,7 +69,7 @@ def _prepare(owner: str, pred: Tensor, target: Union[Tensor, Sequence],
             f'{tuple(pred.shape)}; a binary loss needs a single-logit head (e.g. '
             f'BinaryClsHead, or num_classes=1 with a sigmoid classifier in mmdet)')
     num = pred.size(0)
-    dtype = _compute_dtype(pred.dtype)
+    dtype = torch.float32 if pred.dtype in (torch.float16, torch.bfloat16) else pred.dtype
     z = pred.reshape(num).to(dtype)
 
     if not isinstance(target, Tensor):
@@ -120,21 +100,12 @@ def _prepare(owner: str, pred: Tensor, target: Union[Tensor, Sequence],
 
 
 def hinge_base(z: Tensor, y: Tensor, score: str) -> Tensor:
-    """The hinge argument ``1 - y' * s`` (before ``max(0, .)``), element-wise.
-
-    Computed without cancellation: with ``y' = 2y - 1``,
+    """The hinge argument ``1 - y' * s`` (before ``max(0, .)``), shape (N,), of logits ``z``
+    (N,) and labels ``y`` (N,) in {0., 1.}, without cancellation (``y' = 2y - 1``):
 
     - ``'prob'``: ``1 - q = sigmoid(-z)`` for positives, ``1 + q`` for negatives;
     - ``'tanh'``: ``1 - y' (2q - 1) = 2 * sigmoid(-y' z)``;
     - ``'logit'``: ``1 - y' z``.
-
-    Args:
-        z (Tensor): Logits, shape (N,).
-        y (Tensor): Labels in ``{0., 1.}``, shape (N,), same dtype as ``z``.
-        score (str): One of ``'prob'``, ``'tanh'``, ``'logit'`` (see the module docstring).
-
-    Returns:
-        Tensor: Shape (N,).
     """
     sign = 2 * y - 1
     if score == 'prob':
@@ -157,53 +128,42 @@ def _masked_pow(base: Tensor, gamma: float) -> Tensor:
 class _BinaryLoss(nn.Module):
     """Shared arguments, input checks and reduction of the binary losses.
 
-    Notation (shared by every loss in this module):
+    Notation: ``z`` the head's logit; ``q = sigmoid(z)`` the predicted probability of the
+    positive class; ``y`` in {0, 1} the label, ``y' = 2y - 1`` in {-1, +1} where a margin is
+    used; ``s`` the score the hinge margin ``y' * s`` is taken on, chosen by ``score``:
 
-    - ``z``: the head's logit, shape ``(N,)`` or ``(N, 1)``.
-    - ``q = sigmoid(z)``: the predicted probability of the positive class.
-    - ``y`` in ``{0, 1}``: the label in the data; ``y' = 2y - 1`` in ``{-1, +1}`` where a
-      margin is used.
-    - ``s``: the score the hinge margin ``y' * s`` is taken on, chosen by ``score``:
+    - ``'prob'`` (default, the study's setting: the hinge on the network's sigmoid output):
+      ``s = q`` in (0, 1). The margin 1 is never reached: a positive's loss ``1 - q`` tends to 0
+      only as ``q -> 1``, a negative's ``1 + q`` lies in (1, 2). Every sample keeps a gradient;
+      the classes are treated asymmetrically.
+    - ``'tanh'``: ``s = 2q - 1 = tanh(z / 2)`` in (-1, 1), symmetric: ``1 - y' * s`` lies in
+      (0, 2), is 1 at ``q = 0.5`` and tends to 0 only for a confident, correct prediction; the
+      loss is bounded (by ``2 ** gamma / (2 ** gamma - 1)`` for the focal hinge), never zero.
+    - ``'logit'``: ``s = z``, the classic SVM hinge. Zero once ``y' * z >= 1`` (``q >=
+      sigmoid(1) ~ 0.731`` for a positive, ``q <= 0.269`` for a negative: no gradient beyond the
+      margin); unbounded for confidently wrong predictions (``|z| ** gamma`` for the focal hinge).
 
-      ``'prob'`` (default, the study's setting) -- ``s = q`` in ``(0, 1)``.
-          The study's network ends in a sigmoid and the hinge is applied to that output. The
-          margin ``y' * q`` never reaches 1: a positive's loss ``1 - q`` tends to 0 only as
-          ``q -> 1``, and a negative's loss ``1 + q`` lies in ``(1, 2)``, i.e. it never drops
-          below 1 (its minimum is approached at ``q -> 0``). No sample is ever "inside the
-          margin", so every sample keeps a gradient; the classes are treated asymmetrically.
-      ``'tanh'`` -- ``s = 2q - 1 = tanh(z / 2)`` in ``(-1, 1)``.
-          The sigmoid output re-centred on 0, symmetric for both classes: ``1 - y' * s`` lies in
-          ``(0, 2)``, equals 1 at ``q = 0.5`` and tends to 0 only for a confident, correct
-          prediction. As with ``'prob'`` the margin 1 is never reached, so the loss is bounded
-          (by ``2 ** gamma / (2 ** gamma - 1)`` for the focal hinge) and never exactly zero.
-      ``'logit'`` -- ``s = z``, the classic SVM hinge on the raw logit.
-          The loss is exactly zero once ``y' * z >= 1``, i.e. ``q >= sigmoid(1) ~ 0.731`` for a
-          positive and ``q <= 0.269`` for a negative; samples beyond the margin give no gradient.
-          The loss is unbounded for confidently wrong predictions (linear in ``z`` for the hinge,
-          ``|z| ** gamma`` for the focal hinge).
+    Numerics: logarithms are ``logsigmoid`` of the logit, ``1 - q`` is ``sigmoid(-z)``, powers
+    of probabilities are ``exp(gamma * logsigmoid(.))`` and powers of a hinge are masked where
+    it is 0, so values and gradients stay finite for logits of +-1e4. float16 / bfloat16 inputs
+    are computed and returned in float32; float32 / float64 keep their dtype.
 
-    All losses are numerically stable: logarithms are taken as ``log-sigmoid`` of the logit,
-    ``1 - q`` is computed as ``sigmoid(-z)`` (no cancellation), powers of probabilities as
-    ``exp(gamma * logsigmoid(.))``, and powers of a hinge are masked where the hinge is 0, so
-    values and gradients stay finite for logits of +-1e4. float16 / bfloat16 inputs are computed
-    in float32 and the loss is returned in float32; float32 / float64 inputs keep their dtype.
+    Reduction: mmdet's :func:`~mmdet.models.losses.utils.weight_reduce_loss` of the element-wise
+    loss times ``weight`` (``'mean'`` divides the sum by ``avg_factor`` when given, ``'sum'``
+    refuses one, ``'none'`` keeps ``pred``'s shape), multiplied by ``loss_weight``.
 
-    Reduction follows mmdet's :func:`~mmdet.models.losses.utils.weight_reduce_loss`: the
-    element-wise loss is multiplied by the per-sample ``weight``; ``reduction='mean'`` with an
-    ``avg_factor`` divides the weighted sum by ``avg_factor``, without it takes the mean;
-    ``'sum'`` sums (and refuses an ``avg_factor``); ``'none'`` returns the weighted element-wise
-    loss in the shape of ``pred``. The result is multiplied by ``loss_weight``.
+    Shapes: ``pred`` (N,) or (N, 1) logits of any float dtype; ``target`` (N,) or (N, 1) in
+    {0, 1}, integer, bool or float; ``weight`` (N,) or (N, 1); output a scalar, or ``pred``'s
+    shape with ``reduction='none'``.
 
     Args:
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
-        loss_weight (float): Multiplier of the loss. Defaults to 1.0.
-        pos_label (int): Which label value is the positive class ``y = 1`` of the formulas.
-            1 (default) for classification data; 0 for mmdet dense heads with
-            ``num_classes=1``, whose labels are 0 for the foreground and 1 for background.
-        use_sigmoid (bool): Must be True. Accepted so that mmdet heads, which read
-            ``loss_cls['use_sigmoid']`` to size their classification branch
-            (``num_classes`` sigmoid outputs instead of ``num_classes + 1`` softmax ones),
-            can be configured with these losses. Defaults to True.
+        loss_weight (float): Multiplier of the loss, >= 0. Defaults to 1.0.
+        pos_label (int): The label value of the positive class ``y = 1``: 1 (default) for
+            classification data; 0 for mmdet dense heads with ``num_classes=1`` (0 is the
+            foreground, 1 the background).
+        use_sigmoid (bool): Must be True; mmdet heads read ``loss_cls['use_sigmoid']`` to size
+            their branch (``num_classes`` sigmoid outputs, no background). Defaults to True.
     """
 
     def __init__(self, reduction: str = 'mean', loss_weight: float = 1.0, pos_label: int = 1,
@@ -233,33 +193,17 @@ class _BinaryLoss(nn.Module):
                 weight: Optional[Union[Tensor, Sequence]] = None,
                 avg_factor: Optional[Union[float, Tensor]] = None,
                 reduction_override: Optional[str] = None) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            pred (Tensor): Logits ``z``, shape ``(N,)`` or ``(N, 1)``.
-            target (Tensor): Labels in ``{0, 1}``, shape ``(N,)`` or ``(N, 1)``, integer,
-                bool or float.
-            weight (Tensor, optional): Per-sample weights, shape ``(N,)`` or ``(N, 1)``.
-            avg_factor (float | Tensor, optional): Divisor of the weighted sum when
-                ``reduction='mean'``; refused with ``'sum'``.
-            reduction_override (str, optional): Overrides ``self.reduction`` for this call.
-
-        Returns:
-            Tensor: A scalar, or the element-wise loss in ``pred``'s shape for
-            ``reduction='none'``; float32 for float16 / bfloat16 logits.
-        """
+        """The reduced loss (shapes and reduction: the class docstring);
+        ``reduction_override`` replaces ``self.reduction`` for this call."""
         name = type(self).__name__
         reduction = reduction_override if reduction_override else self.reduction
         if reduction not in REDUCTIONS:
             raise ValueError(f'{name}: reduction_override must be one of {REDUCTIONS}, got '
                              f'{reduction_override!r}')
         z, y, weight = _prepare(name, pred, target, weight, self.pos_label)
-        loss = self.elementwise(z, y)
-        loss = weight_reduce_loss(loss, weight, reduction, avg_factor)
-        loss = self.loss_weight * loss
-        if reduction == 'none':
-            loss = loss.reshape(pred.shape)
-        return loss
+        loss = self.loss_weight * weight_reduce_loss(self.elementwise(z, y), weight, reduction,
+                                                     avg_factor)
+        return loss.reshape(pred.shape) if reduction == 'none' else loss
 
     def extra_repr(self) -> str:
         return (f'reduction={self.reduction!r}, loss_weight={self.loss_weight}, '
@@ -275,20 +219,14 @@ def _check_score(owner: str, score: str) -> str:
 
 @register_module(DET_MODELS, CLS_MODELS)
 class HingeLoss(_BinaryLoss):
-    """Hinge loss on a binary score: ``max(0, 1 - y' * s)``.
-
-    One of the baselines of the C-NMC study (Table 2). ``y' = 2y - 1`` and ``s`` is the score
-    chosen by ``score`` (module docstring): ``'prob'`` (``s = sigmoid(z)``, the study's
-    setting, default), ``'tanh'`` (``s = 2 sigmoid(z) - 1``) or ``'logit'`` (``s = z``, the
-    SVM hinge with a margin of 1 on the logit).
+    """Hinge loss on a binary score: ``max(0, 1 - y' * s)``, a baseline of the C-NMC study
+    (Table 2). ``y' = 2y - 1``; ``s`` (:class:`_BinaryLoss`) is ``sigmoid(z)`` for ``'prob'``
+    (the study's setting), ``2 sigmoid(z) - 1`` for ``'tanh'``, or ``z`` for ``'logit'`` (the SVM
+    hinge with a margin of 1 on the logit).
 
     Args:
         score (str): ``'prob'`` | ``'tanh'`` | ``'logit'``. Defaults to ``'prob'``.
         reduction, loss_weight, pos_label, use_sigmoid: See :class:`_BinaryLoss`.
-
-    Shapes:
-        ``pred``: (N,) or (N, 1) logits; ``target``: (N,) or (N, 1) in {0, 1}; output: scalar,
-        or ``pred``'s shape with ``reduction='none'``.
     """
 
     def __init__(self, score: str = 'prob', reduction: str = 'mean', loss_weight: float = 1.0,
@@ -307,28 +245,20 @@ class HingeLoss(_BinaryLoss):
 class FocalHingeLoss(_BinaryLoss):
     """Focal Hinge Loss: ``max(0, 1 - y' * s) ** gamma / (2 ** gamma - 1)``.
 
-    The loss proposed by the C-NMC 2019 leukemia study (acute lymphoblastic leukemia vs.
-    normal cell classification on the C-NMC 2019 dataset, compared against BCE, weighted BCE,
-    focal and hinge losses with DenseNet-201 and EfficientNet-B2; its Table 2). Raising the
-    hinge to the power ``gamma > 1`` down-weights samples whose hinge is below 1 (the
-    well-classified ones, as the focal loss of Lin et al. 2017 does for cross entropy) and
-    up-weights those above 1; ``gamma = 1`` is exactly the hinge loss. The divisor
-    ``2 ** gamma - 1`` keeps the loss on a comparable scale across ``gamma`` (it is the range
-    ``(1 + 1) ** gamma - 1 ** gamma`` of a negative's loss in ``'prob'`` mode).
-
-    ``y' = 2y - 1`` and ``s`` is the score chosen by ``score`` (module docstring):
-    ``'prob'`` (``s = sigmoid(z)``, the study's setting, default), ``'tanh'``
-    (``s = 2 sigmoid(z) - 1``) or ``'logit'`` (``s = z``). With ``'logit'`` and a large
-    ``gamma`` the loss of a confidently wrong sample grows as ``|z| ** gamma``.
+    The loss proposed by the C-NMC 2019 leukemia study (acute lymphoblastic leukemia vs. normal
+    cell classification, compared with BCE, weighted BCE, focal and hinge losses on DenseNet-201
+    and EfficientNet-B2; its Table 2). The power ``gamma > 1`` down-weights samples whose hinge
+    is below 1 (the well-classified ones, as the focal loss of Lin et al. 2017 does for cross
+    entropy) and up-weights those above 1; ``gamma = 1`` is exactly the hinge loss. The divisor
+    ``2 ** gamma - 1``, the range ``(1 + 1) ** gamma - 1 ** gamma`` of a negative's loss in
+    ``'prob'`` mode, keeps the scale comparable across ``gamma``. ``y'`` and ``s`` as in
+    :class:`HingeLoss`; with ``'logit'`` a confidently wrong sample's loss grows as
+    ``|z| ** gamma``.
 
     Args:
         gamma (float): Focusing exponent, > 0. Defaults to 2.0.
         score (str): ``'prob'`` | ``'tanh'`` | ``'logit'``. Defaults to ``'prob'``.
         reduction, loss_weight, pos_label, use_sigmoid: See :class:`_BinaryLoss`.
-
-    Shapes:
-        ``pred``: (N,) or (N, 1) logits; ``target``: (N,) or (N, 1) in {0, 1}; output: scalar,
-        or ``pred``'s shape with ``reduction='none'``.
     """
 
     def __init__(self, gamma: float = 2.0, score: str = 'prob', reduction: str = 'mean',
@@ -350,31 +280,19 @@ class FocalHingeLoss(_BinaryLoss):
         return f'gamma={self.gamma}, score={self.score!r}, ' + super().extra_repr()
 
 
-def _weighted_bce(z: Tensor, y: Tensor, w_pos: float, w_neg: float) -> Tensor:
-    """``-(w_pos * y * log q + w_neg * (1 - y) * log(1 - q))`` with log-sigmoids."""
-    return -(w_pos * y * F.logsigmoid(z) + w_neg * (1 - y) * F.logsigmoid(-z))
-
-
 @register_module(DET_MODELS, CLS_MODELS)
 class WeightedBCELoss(_BinaryLoss):
-    """Class-weighted binary cross entropy:
-    ``-(W1 * y * log q + W0 * (1 - y) * log(1 - q))``, ``q = sigmoid(z)``.
-
-    The weighted-BCE baseline of the C-NMC study, with the usual inverse-frequency weights
-    ``W_i = N / (c * n_i)`` (``N`` samples, ``c = 2`` classes, ``n_i`` samples of class ``i``).
+    """Class-weighted binary cross entropy ``-(W1 * y * log q + W0 * (1 - y) * log(1 - q))``,
+    ``q = sigmoid(z)``: the weighted-BCE baseline of the C-NMC study, with inverse-frequency
+    weights ``W_i = N / (c * n_i)`` (``N`` samples, ``c = 2`` classes, ``n_i`` of class ``i``).
 
     Args:
-        class_weight (str | Sequence[float] | None): ``[W0, W1]``, the weights of label 0 and
-            label 1 (positive numbers); ``'auto'`` to have them computed from the training set
-            by ``ClassWeightHook`` (add ``dict(type='ClassWeightHook')`` to ``custom_hooks``),
-            which calls :meth:`set_class_weight` before the first iteration; or None for the
-            plain, unweighted BCE (the study's BCE baseline). Defaults to None.
+        class_weight (str | Sequence[float] | None): ``[W0, W1]`` (> 0), the weights of label 0
+            and label 1 in the data, whatever ``pos_label``; ``'auto'`` to have
+            ``ClassWeightHook`` (in ``custom_hooks``) compute them from the training set and call
+            :meth:`set_class_weight` before the first iteration; None for the plain BCE (the
+            study's BCE baseline). Defaults to None.
         reduction, loss_weight, pos_label, use_sigmoid: See :class:`_BinaryLoss`.
-            ``class_weight`` is indexed by the label value in the data, whatever ``pos_label``.
-
-    Shapes:
-        ``pred``: (N,) or (N, 1) logits; ``target``: (N,) or (N, 1) in {0, 1}; output: scalar,
-        or ``pred``'s shape with ``reduction='none'``.
     """
 
     def __init__(self, class_weight: Optional[Union[str, Sequence[float]]] = None,
@@ -406,10 +324,8 @@ class WeightedBCELoss(_BinaryLoss):
             for i, w in enumerate(class_weight))
 
     def set_class_weight(self, class_weight: Union[Sequence[float], Tensor]) -> None:
-        """Set the weights ``[W0, W1]`` of a loss built with ``class_weight='auto'``.
-
-        Called by ``ClassWeightHook`` before training; may be called again (e.g. on resume).
-        """
+        """Set ``[W0, W1]`` of a ``class_weight='auto'`` loss (``ClassWeightHook``, before
+        training; may be called again, e.g. on resume)."""
         if self.class_weight != 'auto':
             raise RuntimeError(f"WeightedBCELoss: set_class_weight is for losses built with "
                                f"class_weight='auto'; this one has class_weight="
@@ -431,7 +347,7 @@ class WeightedBCELoss(_BinaryLoss):
         w0, w1 = self._weights
         if self.pos_label == 0:  # y is 1 for label 0 here; weights follow the data's labels
             w0, w1 = w1, w0
-        return _weighted_bce(z, y, w_pos=w1, w_neg=w0)
+        return -(w1 * y * F.logsigmoid(z) + w0 * (1 - y) * F.logsigmoid(-z))
 
     def extra_repr(self) -> str:
         return (f'class_weight={self.class_weight!r}, weights={self._weights}, ' +
@@ -443,21 +359,17 @@ class BinaryFocalLoss(_BinaryLoss):
     """Binary focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017):
     ``-(alpha * (1 - q) ** gamma * y * log q + (1 - alpha) * q ** gamma * (1 - y) * log(1 - q))``.
 
-    ``q = sigmoid(z)``. ``gamma = 0`` gives the class-balanced BCE ``-(alpha y log q + (1 -
-    alpha) (1 - y) log(1 - q))``, i.e. :class:`WeightedBCELoss` with ``class_weight=[1 - alpha,
-    alpha]``; with ``alpha=None`` both classes weigh 1 (``gamma = 0`` is then the plain BCE). The
-    modulating factors are computed as ``exp(gamma * logsigmoid(-+z))``, so they stay smooth
-    for ``0 < gamma < 1`` and saturated logits. The focal-loss baseline of the C-NMC study.
+    ``q = sigmoid(z)``; the focal-loss baseline of the C-NMC study. ``gamma = 0`` gives the
+    class-balanced BCE ``-(alpha y log q + (1 - alpha) (1 - y) log(1 - q))``, i.e.
+    :class:`WeightedBCELoss` with ``class_weight=[1 - alpha, alpha]``; ``alpha=None`` weighs
+    both classes 1. The modulating factors are ``exp(gamma * logsigmoid(-+z))``, smooth for
+    ``0 < gamma < 1`` and saturated logits.
 
     Args:
         gamma (float): Focusing exponent, >= 0. Defaults to 2.0.
-        alpha (float, optional): Weight of the positive class, strictly in (0, 1), negatives
-            weigh ``1 - alpha``; None for no class weighting. Defaults to 0.25 (Lin et al.).
+        alpha (float, optional): Weight of the positive class in (0, 1) (negatives: ``1 -
+            alpha``); None for no class weighting. Defaults to 0.25 (Lin et al.).
         reduction, loss_weight, pos_label, use_sigmoid: See :class:`_BinaryLoss`.
-
-    Shapes:
-        ``pred``: (N,) or (N, 1) logits; ``target``: (N,) or (N, 1) in {0, 1}; output: scalar,
-        or ``pred``'s shape with ``reduction='none'``.
     """
 
     def __init__(self, gamma: float = 2.0, alpha: Optional[float] = 0.25,

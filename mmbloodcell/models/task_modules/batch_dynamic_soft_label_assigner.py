@@ -17,11 +17,9 @@ class BatchDynamicSoftLabelAssigner(DynamicSoftLabelAssigner):
     """RTMDet's dynamic soft-label assigner (Lyu et al., *RTMDet: An Empirical Study of
     Designing Real-Time Object Detectors*, 2022) computed for a padded batch in one pass.
 
-    mmdet's :class:`DynamicSoftLabelAssigner` assigns one image at a time and, inside an image,
-    runs one ``topk`` per ground-truth box whose ``k`` is read back to the host. BCCD smears
-    hold 20-80 cells per (mosaic) image, so a batch of 32 costs thousands of small kernels and
-    host synchronisations per iteration: on a GPU the assignment, not the network, bounds the
-    training speed. This class computes the same assignment with batched tensors:
+    mmdet's :class:`DynamicSoftLabelAssigner` assigns one image at a time and runs one ``topk``
+    per ground-truth box, whose ``k`` is read back to the host. Here the same assignment is
+    computed with batched tensors:
 
     - cost ``C[b, p, g] = soft_cls_cost + iou_weight * -log(IoU + eps)
       + 10 ** (dist(p, g) / stride_p - soft_center_radius)``, with
@@ -33,15 +31,9 @@ class BatchDynamicSoftLabelAssigner(DynamicSoftLabelAssigner):
       ``k_g`` cheapest priors from one ``topk(topk)`` over the prior axis, masked by rank;
     - a prior taken by several boxes keeps the one of least cost.
 
-    The result equals mmdet's assigner run image by image (up to the order of tied costs); the
-    unit tests compare the two on random batches.
-
-    Args:
-        soft_center_radius, topk, iou_weight, iou_calculator: as
-            :class:`mmdet.models.task_modules.DynamicSoftLabelAssigner` (the per-image
-            :meth:`assign` stays available). The batched path computes IoUs with
-            :func:`mmdet.structures.bbox.bbox_overlaps`, which is what the default
-            ``BboxOverlaps2D`` calls.
+    The result equals mmdet's assigner run image by image (up to the order of tied costs).
+    Arguments and the per-image :meth:`assign`: mmdet's; the batched path computes IoUs with
+    :func:`mmdet.structures.bbox.bbox_overlaps` (what the default ``BboxOverlaps2D`` calls).
     """
 
     def batch_assign(self, pred_scores: Tensor, pred_bboxes: Tensor, priors: Tensor,
@@ -52,22 +44,18 @@ class BatchDynamicSoftLabelAssigner(DynamicSoftLabelAssigner):
         Args:
             pred_scores (Tensor): Classification logits, shape (B, P, C).
             pred_bboxes (Tensor): Decoded predicted boxes (x1, y1, x2, y2), shape (B, P, 4).
-            priors (Tensor): Point priors (x, y, stride_w, stride_h) shared by the batch,
-                shape (P, 4).
+            priors (Tensor): Point priors (x, y, stride_w, stride_h) of the batch, (P, 4).
             gt_bboxes (Tensor): Ground-truth boxes padded to G per image, shape (B, G, 4).
             gt_labels (Tensor): Their labels, shape (B, G) (any value where padded).
-            gt_valid (Tensor): bool, shape (B, G): True for real boxes, False for padding.
-            inclusive (bool): A prior centre on a box border counts as inside, as mmdet's
-                assigner decides for ``HorizontalBoxes`` (what mmdet's pipelines give); False
-                for its decision on plain tensors (strictly inside). Defaults to True.
+            gt_valid (Tensor): bool (B, G): True for real boxes, False for padding.
+            inclusive (bool): A prior centre on a box border counts as inside, as mmdet
+                decides for ``HorizontalBoxes``; False: strictly inside, as for plain tensors.
+                Defaults to True.
 
         Returns:
-            tuple: per prior, each of shape (B, P)
-
-            - ``fg`` (bool): the prior is a positive;
-            - ``matched_gt`` (long): index of its box in the padded G axis (0 where not fg);
-            - ``labels`` (long): the box's label (-1 where not fg);
-            - ``ious`` (float): IoU of its predicted box with the box (0 where not fg).
+            tuple: per prior, (B, P) each: ``fg`` (bool, a positive), ``matched_gt`` (long,
+            its box in the padded G axis), ``labels`` (long, -1 where not fg) and ``ious``
+            (float, of its predicted box with the box); 0 where not fg unless said.
         """
         num_imgs, num_priors, num_classes = pred_scores.shape
         num_gt = gt_bboxes.size(1)

@@ -16,26 +16,17 @@ from .fp32_hungarian_assigner import Fp32HungarianAssigner
 class BatchHungarianAssigner(Fp32HungarianAssigner):
     """:class:`Fp32HungarianAssigner` that can also match all images of a batch at once.
 
-    mmdet's ``HungarianAssigner`` (DETR, Sparse R-CNN) runs per image: a dozen small cost
-    kernels, then ``cost.cpu()`` (a host synchronisation) and ``linear_sum_assignment``, then
-    the result goes back to the device. Sparse R-CNN calls it for every image at each of its 6
-    stages: 192 synchronisations and ~40k operator calls per iteration at batch 32, which bound
-    its training step on a GPU. :meth:`batch_assign` gives the same assignment with
+    mmdet's ``HungarianAssigner`` (DETR, Sparse R-CNN) runs per image, with one host
+    synchronisation each. :meth:`batch_assign` gives the same assignment with
 
-    1. each configured match cost called ONCE, on all B*P predictions against all G gt boxes of
-       the batch (the stock cost classes, in float32: exactly their per-image values, since an
-       image's costs are a block of that matrix);
-    2. the B diagonal blocks gathered into a padded (B, P, G_max) tensor and copied to the host
-       once;
+    1. each match cost called ONCE, on all B*P predictions against all G gt boxes of the batch
+       (the stock cost classes in float32: an image's costs are a block of that matrix);
+    2. the B diagonal blocks gathered into a padded (B, P, G_max) tensor, copied to the host once;
     3. ``linear_sum_assignment`` per image on the CPU, one host-to-device copy of the result.
 
-    The costs that normalise by the image size (``BBoxL1Cost``) see one ``img_shape``, so the
-    batch path needs all images of the batch to share it (true after a fixed-size ``Pad``, as in
-    the budget configs); otherwise :meth:`batch_assign` matches image by image like mmdet.
-    :meth:`assign` (one image) is :class:`Fp32HungarianAssigner`'s.
-
-    Args:
-        match_costs: as :class:`mmdet.models.task_modules.HungarianAssigner`.
+    Costs normalised by the image size (``BBoxL1Cost``) see one ``img_shape``, so the batch path
+    needs all images to share it (true after a fixed-size ``Pad``); otherwise it matches image
+    by image like mmdet. ``match_costs`` as ``HungarianAssigner``.
     """
 
     def batch_assign(self, pred_bboxes: Tensor, pred_scores: Tensor,

@@ -15,18 +15,11 @@ class Fp32HungarianAssigner(HungarianAssigner):
     costs computed in float32, and a plain error when scipy's ``linear_sum_assignment`` still
     finds them not finite.
 
-    Under AMP the detection head's logits and boxes arrive in float16. mmdet's
-    ``FocalLossCost`` computes ``-log(1 - sigmoid(s) + eps)`` with ``eps = 1e-12``, which is 0
-    in float16: once a logit saturates (``sigmoid(s) == 1`` in float16, from ``s`` ~ 8) the cost
-    is infinite, and scipy stops training with "matrix contains invalid numeric entries"
-    (Sparse R-CNN under ``--amp``). Here the
-    predictions' floating-point fields are cast to float32 and autocast is off while the costs
-    are computed; in float32 training nothing changes (the unit test compares the two). A cost
-    that is still not finite (NaN or infinite predictions: a diverged model) raises an error
-    that says so, instead of scipy's.
-
-    Args:
-        match_costs: as :class:`mmdet.models.task_modules.HungarianAssigner`.
+    Under AMP, mmdet's ``FocalLossCost`` computes ``-log(1 - sigmoid(s) + eps)`` in float16,
+    where ``eps = 1e-12`` is 0: a saturated logit (``s`` ~ 8) gives an infinite cost and scipy's
+    "matrix contains invalid numeric entries". Here the predictions' floating-point fields are
+    cast to float32 and autocast is off while the costs are computed (float32 training is
+    unchanged). ``match_costs`` as ``HungarianAssigner``.
     """
 
     def assign(self, pred_instances: InstanceData, gt_instances: InstanceData,

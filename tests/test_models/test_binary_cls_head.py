@@ -216,7 +216,6 @@ def test_freeze_backbone_keeps_backbone_weights():
 FIVE_LOSSES = {
     'bce': dict(type='WeightedBCELoss'),
     'weighted_bce': dict(type='WeightedBCELoss', class_weight=[0.8, 1.33]),
-    'balanced_bce': dict(type='BalancedBCELoss', beta=0.625),
     'focal': dict(type='BinaryFocalLoss', gamma=2.0, alpha=0.25),
     'hinge': dict(type='HingeLoss'),
     'focal_hinge': dict(type='FocalHingeLoss', gamma=2.0),

@@ -10,8 +10,8 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 import mmbloodcell  # noqa: F401
-CONFIG = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs', 'ssd',
-                  'ssd300_focal-giou-l1_50e_bccd.py')
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+CONFIG = osp.join(REPO, 'configs', 'ssd', 'ssd300_focal-giou-l1_50e_bccd.py')
 
 
 @pytest.fixture(autouse=True)

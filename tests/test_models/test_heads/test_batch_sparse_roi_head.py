@@ -16,7 +16,7 @@ from mmengine.structures import InstanceData
 import mmbloodcell  # noqa: F401
 from mmbloodcell.utils import count_aten_ops
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CONFIG = osp.join(ROOT, 'configs', 'sparse_rcnn',
                   'sparse-rcnn_cspnext-t_fpn_100p_640_240s-budget_bccd.py')
 COSTS = [dict(type='FocalLossCost', weight=2.0),

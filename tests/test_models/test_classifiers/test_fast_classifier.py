@@ -19,7 +19,7 @@ import mmbloodcell  # noqa: F401
 from mmbloodcell.models.classifiers import FastImageClassifier
 from mmbloodcell.registry import CLS_MODELS
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CNMC = osp.join(REPO, 'configs', 'cnmc')
 
 # a small real network (ResNet-18 at 32 px) with the C-NMC head and loss

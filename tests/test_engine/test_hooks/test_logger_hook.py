@@ -75,6 +75,6 @@ def test_other_ranks_write_nothing(tmp_path, monkeypatch, hook, written):
 def test_runtimes_use_it():
     from mmengine.config import Config
     for name in ('det_runtime.py', 'cls_runtime.py'):
-        cfg = Config.fromfile(osp.join(osp.dirname(__file__), '..', '..', 'configs', '_base_',
+        cfg = Config.fromfile(osp.join(osp.dirname(__file__), '..', '..', '..', 'configs', '_base_',
                                        name))
         assert cfg.default_hooks.logger.type == 'MainProcessLoggerHook'

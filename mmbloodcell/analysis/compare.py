@@ -1,18 +1,13 @@
 # Copyright (c) mmbloodcell contributors. All rights reserved.
 """The papers' comparison tables from several work dirs, as markdown.
 
-- **Detection** (BCCD): one row per detector with mAP, mAP50, mAP75 and milliseconds per image,
-  each beside the BCCD study's number.
-- **Classification** (C-NMC): the loss x backbone F1 table of the loss study (rows =
-  backbones, columns = losses, our F1 beside the paper's), plus one line per run with
-  precision / recall / specificity / AUC / ms per image (the backbone comparison's columns).
+- **Detection** (BCCD): one row per detector, mAP, mAP50, mAP75 and ms per image, each beside
+  the BCCD study's number (a YOLO baseline run dir of ``tools/yolo_baseline.py`` is a row too).
+- **Classification** (C-NMC): the loss study's loss x backbone F1 table (ours beside the
+  paper's), and one line per run with the backbone comparison's columns.
 
-Each work dir is described from what the run left there (see :mod:`.logs`): the config mmengine
-dumped (``<work_dir>/<config name>.py``, ``<timestamp>/vis_data/config.py``) names the model,
-backbone and loss (:func:`mmbloodcell.analysis.describe.describe_config`); the metrics are those
-of the newest test run (``<timestamp>/<timestamp>.json``), else the last validation. A YOLO
-baseline run dir of ``tools/yolo_baseline.py`` (``test_metrics.json`` + ``args.yaml``) is a
-detection row too.
+Each work dir is described by its dumped config (:func:`.describe.describe_config`) and the
+metrics of its newest test run, else its last validation (:mod:`.logs`).
 """
 import math
 import os.path as osp
@@ -32,13 +27,10 @@ __all__ = ['REFERENCE', 'summarize_run', 'detection_rows', 'classification_matri
 #: The papers' numbers, shown beside ours. Missing entries are printed as '-'.
 #:
 #: - ``detection``: the BCCD study (test split of 34 images): mAP (IoU 0.50:0.95), mAP50,
-#:   mAP75 and ms per image (the study gives seconds per image on its own GPU: 0.343 s Sparse
-#:   R-CNN, 0.137 s SSD; no timing is given for the YOLO models). Its SSD and Sparse R-CNN are
-#:   trained with Focal + GIoU + L1.
-#: - ``classification``: F1 in percent. ``(backbone, loss)`` of the C-NMC loss study's Table 2
-#:   (DenseNet-201 and EfficientNet-B2 with BCE / WBCE / Focal / Hinge / FHL), and the study's
-#:   ensemble of the two FHL models: 91.94 on the final test (5th on the challenge
-#:   leaderboard). Split of Table 2 as reported by the study.
+#:   mAP75 and ms per image (its seconds per image on its own GPU; none for the YOLO models).
+#:   Its SSD and Sparse R-CNN are trained with Focal + GIoU + L1.
+#: - ``classification``: F1 in percent, ``(backbone, loss)`` of the C-NMC loss study's Table 2,
+#:   and the study's ensemble of the two FHL models (91.94 on the final test).
 REFERENCE: Dict[str, dict] = {
     'detection': OrderedDict([
         ('Sparse R-CNN', dict(mAP=0.591, mAP50=0.831, mAP75=0.715, ms=343.0)),
@@ -77,14 +69,9 @@ def _yolo_family(model: Optional[str]) -> str:
 
 
 def summarize_run(path: str, prefer: str = 'test') -> Dict[str, object]:
-    """Describe one work dir (or YOLO baseline run dir).
-
-    Returns:
-        dict: ``path``, ``name`` (config name), ``task``, ``model``, ``backbone``, ``loss``,
-        ``metrics`` (the metrics dict as logged), ``source`` (``'test'`` or
-        ``'val (epoch N)'``), ``config`` (path or None) and the other fields of
-        :func:`~mmbloodcell.analysis.describe.describe_config`.
-    """
+    """One work dir (or YOLO baseline run dir): ``path``, ``name`` (config name), ``metrics``
+    (as logged), ``source`` (``'test'`` or ``'val (epoch N)'``), ``config`` (path or None)
+    and the fields of :func:`~mmbloodcell.analysis.describe.describe_config`."""
     if is_yolo_run(path):
         metrics, settings, model = load_yolo_run(path)
         arch = osp.splitext(osp.basename(model))[0] if model else '-'
@@ -114,6 +101,10 @@ def _num(value) -> Optional[float]:
 def _fmt(value, digits: int) -> str:
     v = _num(value)
     return '-' if v is None else f'{v:.{digits}f}'
+
+
+def _md_row(cells) -> str:
+    return '| ' + ' | '.join(str(c) for c in cells) + ' |'
 
 
 def detection_rows(runs: Sequence[dict], reference: bool = True) -> List[Dict[str, object]]:
@@ -160,7 +151,7 @@ def detection_markdown(rows: Sequence[dict]) -> str:
             digits = 1 if key == 'ms' else 3
             cells += [_fmt(r[key], digits), _fmt(r[f'ref_{key}'], digits)]
         cells.append(r['source'])
-        lines.append('| ' + ' | '.join(str(c) for c in cells) + ' |')
+        lines.append(_md_row(cells))
     return '\n'.join(lines)
 
 
@@ -171,11 +162,10 @@ def _cls_value(run: dict, metric: str) -> Optional[float]:
 def classification_matrix(runs: Sequence[dict], metric: str = 'weighted_f1',
                           reference: bool = True
                           ) -> Tuple[List[str], List[str], Dict[Tuple[str, str], dict]]:
-    """The loss x backbone table: ``(backbones, losses, cells)`` with ``cells[(backbone,
-    loss)] = dict(ours=value or None, ref=paper or None, name=run name, names=all runs of the
-    cell)``. A later run of the same backbone and loss replaces an earlier one in the cell
-    (:func:`classification_markdown` says so under the table). With ``reference``, the
-    paper's backbones and losses are rows / columns too."""
+    """The loss x backbone table: ``(backbones, losses, cells)``, ``cells[(backbone, loss)] =
+    dict(ours=value or None, ref=paper or None, name=run name, names=all runs of the cell)``
+    (the last run of a cell is shown). With ``reference``, the paper's backbones and losses
+    are rows / columns too."""
     cells: Dict[Tuple[str, str], dict] = OrderedDict()
     backbones: List[str] = []
     losses: List[str] = []
@@ -195,15 +185,13 @@ def classification_matrix(runs: Sequence[dict], metric: str = 'weighted_f1',
         cells[key] = dict(ours=_cls_value(run, metric), ref=None, name=run['name'],
                           names=replaced + [run['name']])
     ref = REFERENCE['classification'] if reference else {}
-    if reference:
-        for key, value in ref.items():
-            add(*key)
-            cells.setdefault(key, dict(ours=None, ref=None, name=None, names=[]))['ref'] = value
+    for key in ref:
+        add(*key)
+        cells.setdefault(key, dict(ours=None, ref=None, name=None, names=[]))
     for key, cell in cells.items():
         cell['ref'] = ref.get(key)
-    ordered_losses = [x for x in LOSS_ORDER if x in losses] + [x for x in losses
-                                                             if x not in LOSS_ORDER]
-    return backbones, ordered_losses, cells
+    ordered = [x for x in LOSS_ORDER if x in losses]
+    return backbones, ordered + [x for x in losses if x not in LOSS_ORDER], cells
 
 
 def classification_markdown(backbones: Sequence[str], losses: Sequence[str],
@@ -212,13 +200,13 @@ def classification_markdown(backbones: Sequence[str], losses: Sequence[str],
     head = ['Backbone']
     for loss in losses:
         head += [loss, f'{loss} (paper)']
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    lines = [_md_row(head), '|' + '---|' * len(head)]
     for b in backbones:
         row = [b]
         for loss in losses:
             cell = cells.get((b, loss), {})
             row += [_fmt(cell.get('ours'), 2), _fmt(cell.get('ref'), 2)]
-        lines.append('| ' + ' | '.join(row) + ' |')
+        lines.append(_md_row(row))
     for (b, loss), cell in cells.items():
         if len(cell.get('names') or []) > 1:
             lines += ['', f"{b} / {loss}: {len(cell['names'])} runs "
@@ -249,8 +237,7 @@ def _cls_runs_markdown(rows: Sequence[dict]) -> str:
     lines = [head, '|' + '---|' * 12]
     for r in rows:
         cells = [r['name'], r['backbone'], r['loss']] + [_fmt(r[k], 2) for k in CLS_KEYS]
-        cells += [_fmt(r['ms'], 1), r['source']]
-        lines.append('| ' + ' | '.join(str(c) for c in cells) + ' |')
+        lines.append(_md_row(cells + [_fmt(r['ms'], 1), r['source']]))
     return '\n'.join(lines)
 
 

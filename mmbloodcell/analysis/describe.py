@@ -1,10 +1,7 @@
 # Copyright (c) mmbloodcell contributors. All rights reserved.
-"""Name what a config trains: task, model family, backbone, losses, in the papers' words.
-
-The names are the row / column labels of :mod:`mmbloodcell.analysis.compare`'s tables and the
-keys of its ``REFERENCE`` numbers, e.g. ``('Sparse R-CNN', 'R-50')`` for detection or
-``('DenseNet-201', 'FHL')`` for classification.
-"""
+"""Name what a config trains (task, model family, backbone, losses) in the papers' words: the
+labels of :mod:`mmbloodcell.analysis.compare`'s tables and keys of its ``REFERENCE``, e.g.
+``('Sparse R-CNN', 'R-50')`` or ``('DenseNet-201', 'FHL')``."""
 import os.path as osp
 import re
 from typing import Dict, List, Optional
@@ -14,26 +11,12 @@ from mmengine.config import Config, ConfigDict
 __all__ = ['describe_config', 'backbone_name', 'cls_loss_name', 'det_family', 'det_losses']
 
 # mmdet model types -> the study's names
-_DET_FAMILIES = {
-    'SparseRCNN': 'Sparse R-CNN',
-    'YOLOV3': 'YOLOv3',
-    'YOLOF': 'YOLOF',
-    'YOLOX': 'YOLOX',
-    'FCOS': 'FCOS',
-    'RetinaNet': 'RetinaNet',
-    'FasterRCNN': 'Faster R-CNN',
-    'DETR': 'DETR',
-    'DINO': 'DINO',
-}
+_DET_FAMILIES = {'SparseRCNN': 'Sparse R-CNN', 'YOLOV3': 'YOLOv3', 'FasterRCNN': 'Faster R-CNN'}
 
 # binary losses of mmbloodcell.models.losses (and mmpretrain's) -> the loss study's names
 _CLS_LOSSES = {
-    'FocalHingeLoss': 'FHL',
-    'HingeLoss': 'Hinge',
-    'BinaryFocalLoss': 'Focal',
-    'FocalLoss': 'Focal',
-    'BalancedBCELoss': 'Balanced BCE',
-    'CrossEntropyLoss': 'CE',
+    'FocalHingeLoss': 'FHL', 'HingeLoss': 'Hinge', 'BinaryFocalLoss': 'Focal',
+    'FocalLoss': 'Focal', 'BalancedBCELoss': 'Balanced BCE', 'CrossEntropyLoss': 'CE',
     'LabelSmoothLoss': 'Label smoothing',
 }
 
@@ -45,9 +28,7 @@ _LOSS_SHORT = {
 
 
 def _get(d, key, default=None):
-    if isinstance(d, dict):
-        return d.get(key, default)
-    return default
+    return d.get(key, default) if isinstance(d, dict) else default
 
 
 # timm model names -> the papers' names (the same architectures as mmpretrain's)
@@ -70,12 +51,10 @@ def _timm_name(model_name: str) -> str:
 
 
 def backbone_name(backbone: Optional[dict]) -> str:
-    """``dict(type='DenseNet', arch='201')`` -> ``'DenseNet-201'``; ``EfficientNet`` ``b2`` ->
-    ``'EfficientNet-B2'``; ``ResNet`` depth 50 -> ``'ResNet-50'`` (``'R-50'`` in
-    :func:`describe_config` for detectors); ``TIMMBackbone`` ``legacy_xception`` ->
-    ``'Xception'``, ``efficientnet_b2`` -> ``'EfficientNet-B2'`` (the same architecture as
-    mmpretrain's, so the same row of the tables); anything else -> its type (plus arch /
-    depth)."""
+    """``dict(type='DenseNet', arch='201')`` -> ``'DenseNet-201'``, ``EfficientNet`` ``b2`` ->
+    ``'EfficientNet-B2'``, ``ResNet`` depth 50 -> ``'ResNet-50'`` (``'R-50'`` for detectors);
+    timm's ``legacy_xception`` -> ``'Xception'``, ``efficientnet_b2`` -> ``'EfficientNet-B2'``
+    (the same row as mmpretrain's); anything else -> its type (plus arch / depth)."""
     if not backbone:
         return '-'
     t = backbone.get('type', '?')
@@ -138,13 +117,11 @@ def det_losses(model: dict) -> List[str]:
 
 
 def det_family(model: dict) -> str:
-    """The detector's family name (the detection table's row key): ``SparseRCNN`` ->
-    ``Sparse R-CNN``, a ``SingleStageDetector`` with an SSD head -> ``SSD``, ``YOLOV3`` ->
-    ``YOLOv3``, ..."""
-    t = model.get('type', '?')
-    head_type = str(_get(model.get('bbox_head'), 'type', ''))
-    if 'SSD' in head_type:
+    """The detector's family (the detection table's row key): ``SparseRCNN`` ->
+    ``Sparse R-CNN``, a detector with an SSD head -> ``SSD``, ``YOLOV3`` -> ``YOLOv3``, ..."""
+    if 'SSD' in str(_get(model.get('bbox_head'), 'type', '')):
         return 'SSD'
+    t = model.get('type', '?')
     return _DET_FAMILIES.get(t, t)
 
 
@@ -192,48 +169,37 @@ def describe_config(cfg: Config, base_dir: Optional[str] = None) -> Dict[str, ob
     task = {'mmdet': 'detection', 'mmpretrain': 'classification'}.get(scope, 'unknown')
     info: Dict[str, object] = dict(task=task, model_type=model.get('type', '-'))
     if task == 'detection':
-        info['model'] = det_family(model)
-        info['backbone'] = _det_backbone(model.get('backbone'))
-        info['loss'] = '+'.join(det_losses(model)) or '-'
-        info['neck'] = _get(model.get('neck'), 'type', '-')
-        info['head'] = _get(model.get('bbox_head'), 'type', None) or _get(
-            model.get('roi_head'), 'type', '-')
+        info.update(model=det_family(model), backbone=_det_backbone(model.get('backbone')),
+                    loss='+'.join(det_losses(model)) or '-',
+                    neck=_get(model.get('neck'), 'type', '-'),
+                    head=_get(model.get('bbox_head'), 'type', None) or _get(
+                        model.get('roi_head'), 'type', '-'))
+    elif model.get('type') == 'EnsembleClassifier':
+        names, losses = [], set()
+        for cfg_m in _member_configs(model, base_dir):
+            if cfg_m is None:
+                names.append('?')
+                continue
+            sub = describe_config(cfg_m)
+            names.append(str(sub['backbone']))
+            losses.add(str(sub['loss']))
+        info.update(model='Ensemble',
+                    backbone=f"Ensemble({' + '.join(names)})" if names else 'Ensemble',
+                    loss='/'.join(sorted(losses)) or '-', head='-', neck='-')
     else:
-        if model.get('type') == 'EnsembleClassifier':
-            members = _member_configs(model, base_dir)
-            names, losses = [], set()
-            for cfg_m in members:
-                if cfg_m is None:
-                    names.append('?')
-                    continue
-                sub = describe_config(cfg_m)
-                names.append(str(sub['backbone']))
-                losses.add(str(sub['loss']))
-            info['model'] = 'Ensemble'
-            info['backbone'] = f"Ensemble({' + '.join(names)})" if names else 'Ensemble'
-            info['loss'] = losses.pop() if len(losses) == 1 else ('/'.join(sorted(losses))
-                                                                  if losses else '-')
-            info['head'] = '-'
-            info['neck'] = '-'
-        else:
-            head = model.get('head') or {}
-            name = backbone_name(model.get('backbone'))
-            if head.get('freeze_backbone'):
-                name += ' (frozen)'
-            info['model'] = model.get('type', '-')
-            info['backbone'] = name
-            info['loss'] = cls_loss_name(head.get('loss'))
-            info['head'] = head.get('type', '-')
-            info['neck'] = _get(model.get('neck'), 'type', '-')
+        head = model.get('head') or {}
+        name = backbone_name(model.get('backbone'))
+        info.update(model=model.get('type', '-'),
+                    backbone=name + (' (frozen)' if head.get('freeze_backbone') else ''),
+                    loss=cls_loss_name(head.get('loss')), head=head.get('type', '-'),
+                    neck=_get(model.get('neck'), 'type', '-'))
     train_cfg = cfg.get('train_cfg') or {}
-    info['max_epochs'] = _get(train_cfg, 'max_epochs', _get(train_cfg, 'max_iters', '-'))
     optim = _get(cfg.get('optim_wrapper'), 'optimizer', {}) or {}
-    info['optimizer'] = _get(optim, 'type', '-')
-    info['lr'] = _get(optim, 'lr', '-')
     loader = cfg.get('train_dataloader') or cfg.get('test_dataloader') or {}
-    info['batch_size'] = _get(loader, 'batch_size', '-')
-    dataset = _get(loader, 'dataset', {}) or {}
-    info['dataset'] = _get(dataset, 'type', '-')
+    info.update(max_epochs=_get(train_cfg, 'max_epochs', _get(train_cfg, 'max_iters', '-')),
+                optimizer=_get(optim, 'type', '-'), lr=_get(optim, 'lr', '-'),
+                batch_size=_get(loader, 'batch_size', '-'),
+                dataset=_get(_get(loader, 'dataset', {}) or {}, 'type', '-'))
     size = '-'
     test_loader = cfg.get('test_dataloader') or {}
     for step in _get(_get(test_loader, 'dataset', {}), 'pipeline', []) or []:

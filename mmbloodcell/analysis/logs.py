@@ -11,16 +11,14 @@ Layout written by mmengine's ``Runner`` (``LoggerHook`` + ``LocalVisBackend``)::
     │   ├── binary_metrics.json      classification: BinaryClassificationMetric's file
     │   └── vis_data/
     │       ├── config.py            the config of this run
-    │       ├── scalars.json         one JSON dict per line: training records (keys ``lr``,
+    │       ├── scalars.json         one JSON dict per line: training records (``lr``,
     │       │                        ``loss*``, ``epoch``, ``iter``, ``step``) and validation
-    │       │                        records (metrics and ``step`` = the epoch, or the
-    │       │                        iteration for iter-based runs)
+    │       │                        records (metrics, ``step`` = epoch or iteration)
     │       └── <timestamp>.json     the same records (LoggerHook's JSON log)
     └── epoch_N.pth, best_*.pth, last_checkpoint
 
-A YOLO baseline run of ``tools/yolo_baseline.py`` is a different folder: the ultralytics run
-dir with ``args.yaml`` and :data:`YOLO_METRICS_FILE` (``test_metrics.json``:
-``{"metrics": {...}, "settings": {...}}``), which that script writes.
+A YOLO baseline run dir of ``tools/yolo_baseline.py`` holds ``args.yaml`` and
+:data:`YOLO_METRICS_FILE` (``{"metrics": {...}, "settings": {...}}``).
 """
 import glob
 import json
@@ -41,33 +39,27 @@ YOLO_METRICS_FILE = 'test_metrics.json'
 
 
 class RunLog:
-    """One ``<work_dir>/<timestamp>/`` folder.
+    """One ``<work_dir>/<timestamp>/`` folder ``log_dir`` (name: ``timestamp``).
 
-    Attributes:
-        log_dir (str): The folder.
-        timestamp (str): Its name.
-        scalars (str | None): ``vis_data/scalars.json`` (or LoggerHook's ``vis_data/<ts>.json``)
-            when present.
-        test_json (str | None): ``<ts>.json`` beside the text log: written by test runs only.
-        config (str | None): ``vis_data/config.py`` when present.
-        binary_metrics (str | None): ``binary_metrics.json`` when present.
+    Attributes (None when absent):
+        scalars (str | None): ``vis_data/scalars.json``, else LoggerHook's ``vis_data/<ts>.json``.
+        test_json (str | None): ``<ts>.json`` beside the text log (test runs only).
+        config (str | None): ``vis_data/config.py``.
+        binary_metrics (str | None): ``binary_metrics.json``.
     """
 
     def __init__(self, log_dir: str):
         self.log_dir = log_dir
-        self.timestamp = osp.basename(log_dir.rstrip('/'))
-        vis = osp.join(log_dir, 'vis_data')
-        self.scalars = None
-        for name in ('scalars.json', f'{self.timestamp}.json'):
-            if osp.isfile(osp.join(vis, name)):
-                self.scalars = osp.join(vis, name)
-                break
-        test_json = osp.join(log_dir, f'{self.timestamp}.json')
-        self.test_json = test_json if osp.isfile(test_json) else None
-        config = osp.join(vis, 'config.py')
-        self.config = config if osp.isfile(config) else None
-        binary = osp.join(log_dir, 'binary_metrics.json')
-        self.binary_metrics = binary if osp.isfile(binary) else None
+        self.timestamp = ts = osp.basename(log_dir.rstrip('/'))
+
+        def existing(*parts) -> Optional[str]:
+            path = osp.join(log_dir, *parts)
+            return path if osp.isfile(path) else None
+
+        self.scalars = existing('vis_data', 'scalars.json') or existing('vis_data', f'{ts}.json')
+        self.test_json = existing(f'{ts}.json')
+        self.config = existing('vis_data', 'config.py')
+        self.binary_metrics = existing('binary_metrics.json')
         self._records: Optional[List[dict]] = None
 
     @property
@@ -91,12 +83,8 @@ class RunLog:
 
 
 def load_json_lines(path: str) -> List[dict]:
-    """Read a JSON-lines file (one dict per line; blank lines skipped). A test JSON (one dict,
-    possibly spread over several lines) is read too.
-
-    Raises:
-        ValueError: naming the file and the line when a line is not JSON.
-    """
+    """The dicts of a JSON-lines file (blank lines skipped), or ``[doc]`` of a file holding
+    one JSON dict (a test JSON); a line that is not JSON is a ValueError naming it."""
     with open(path) as f:
         text = f.read()
     stripped = text.strip()
@@ -124,9 +112,8 @@ def load_json_lines(path: str) -> List[dict]:
 
 
 def split_records(records: List[dict]) -> Tuple[List[dict], List[dict]]:
-    """Split scalar records into training records (those with an ``iter`` key, written by
-    ``LoggerHook.after_train_iter``) and validation records (the others, written after each
-    validation epoch with ``step`` = epoch or iteration)."""
+    """``(train, val)`` scalar records: those with an ``iter`` key (``LoggerHook``'s training
+    records) and the others (validation, ``step`` = epoch or iteration)."""
     train, val = [], []
     for rec in records:
         (train if 'iter' in rec else val).append(rec)
@@ -134,22 +121,13 @@ def split_records(records: List[dict]) -> Tuple[List[dict], List[dict]]:
 
 
 def scalar_items(record: dict) -> Dict[str, float]:
-    """The finite-or-NaN numeric entries of a record (lists such as the confusion matrix, strings
-    and None are left out; bools too)."""
-    out = {}
-    for key, value in record.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        out[key] = float(value)
-    return out
+    """The numeric entries of a record as floats (lists, strings, None and bools left out)."""
+    return {key: float(value) for key, value in record.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
 def find_run_logs(work_dir: str) -> List[RunLog]:
-    """All ``<work_dir>/<timestamp>/`` folders, oldest first.
-
-    Raises:
-        FileNotFoundError: naming the work dir when it does not exist.
-    """
+    """All ``<work_dir>/<timestamp>/`` folders, oldest first."""
     if not osp.isdir(work_dir):
         raise FileNotFoundError(f'{work_dir}: no such work dir (pass the --work-dir of '
                                 f'tools/train.py or tools/test.py)')
@@ -159,11 +137,7 @@ def find_run_logs(work_dir: str) -> List[RunLog]:
 
 
 def latest_training_log(work_dir: str) -> RunLog:
-    """The newest run of ``work_dir`` whose scalar log holds training records.
-
-    Raises:
-        FileNotFoundError: naming the work dir and what was looked for.
-    """
+    """The newest run of ``work_dir`` whose scalar log holds training records."""
     logs = find_run_logs(work_dir)
     for log in reversed(logs):
         if log.scalars and log.train_records:
@@ -185,9 +159,6 @@ def final_metrics(work_dir: str, prefer: str = 'test') -> Tuple[Dict[str, object
         tuple: ``(metrics, source, log)``; ``source`` is ``'test'`` or ``'val (epoch N)'``
         (``'val (iter N)'`` for iter-based runs); ``metrics`` keeps non-scalar entries such as
         ``binary/confusion_matrix`` of the test JSON.
-
-    Raises:
-        FileNotFoundError: naming the work dir when it holds neither.
     """
     if prefer not in ('test', 'val'):
         raise ValueError(f"prefer must be 'test' or 'val', got {prefer!r}")
@@ -222,16 +193,9 @@ def final_metrics(work_dir: str, prefer: str = 'test') -> Tuple[Dict[str, object
 
 
 def find_config(work_dir: str, log: Optional[RunLog] = None) -> Tuple[str, str]:
-    """The config of a run and its name.
-
-    The path is ``<log>/vis_data/config.py`` when ``log`` has one (the config of exactly that
-    run), else the newest ``<work_dir>/*.py``. The name is the stem of the newest
-    ``<work_dir>/*.py`` (mmengine dumps the config there under its file name), else the work
-    dir's name.
-
-    Raises:
-        FileNotFoundError: naming the work dir when no config is found.
-    """
+    """``(path, name)`` of a run's config: ``<log>/vis_data/config.py`` when ``log`` has one,
+    else the newest ``<work_dir>/*.py`` (mmengine's dump), else another run's. The name is the
+    stem of the newest ``<work_dir>/*.py``, else the work dir's name."""
     dumped = sorted(glob.glob(osp.join(work_dir, '*.py')), key=osp.getmtime)
     name = (osp.splitext(osp.basename(dumped[-1]))[0] if dumped else
             osp.basename(osp.abspath(work_dir)))

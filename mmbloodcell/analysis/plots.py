@@ -3,20 +3,13 @@
 curve and confusion matrix, and grids of sample predictions.
 
 Every ``plot_*`` function returns a :class:`matplotlib.figure.Figure` built without pyplot (no
-global backend is touched; PNGs are rendered with Agg), so the functions work headless and
-inside other programs. :func:`save_figure` writes a PNG, :func:`figure_to_png` returns its
-bytes (the HTML report embeds them).
-
-Inputs are what the tools write:
-
-- training curves: the records of ``<work_dir>/<timestamp>/vis_data/scalars.json``
-  (:mod:`mmbloodcell.analysis.logs`);
-- predictions: the list of dicts that ``tools/test.py CONFIG CKPT --out preds.pkl`` dumps
-  (mmengine ``DumpResults``): detection samples carry ``img_id``, ``img_path``,
-  ``pred_instances`` (``bboxes`` (N, 4) x1y1x2y2 in original-image pixels, ``scores`` (N,),
-  ``labels`` (N,)) and ``gt_instances``; classification samples carry ``img_path``,
-  ``gt_label`` (1,), ``pred_label`` (1,), ``pred_score`` (2,) and, from ``BinaryClsHead`` /
-  ``EnsembleClassifier``, ``pred_prob`` (the probability of class 1, ``all``).
+global backend is touched), from what the tools write: the records of
+``vis_data/scalars.json`` (:mod:`mmbloodcell.analysis.logs`), or the list of dicts that
+``tools/test.py CONFIG CKPT --out preds.pkl`` dumps: detection samples with ``img_id``,
+``img_path``, ``pred_instances`` (``bboxes`` (N, 4) x1y1x2y2 in original-image pixels,
+``scores``, ``labels``) and ``gt_instances``; classification samples with ``img_path``,
+``gt_label``, ``pred_label``, ``pred_score`` (2,) and, from ``BinaryClsHead`` /
+``EnsembleClassifier``, ``pred_prob`` (the probability of class 1, ``all``).
 """
 import contextlib
 import io
@@ -46,8 +39,7 @@ _SKIP_KEYS = {'step', 'epoch', 'iter', 'time', 'data_time', 'memory'}
 
 
 def _new_figure(width: float, height: float, layout: Optional[str] = None) -> Figure:
-    """A figure without pyplot; ``layout='constrained'`` keeps titles, captions and the
-    suptitle from overlapping neighbouring panels."""
+    """A figure without pyplot (``layout='constrained'``: titles do not overlap panels)."""
     fig = Figure(figsize=(width, height), dpi=100, layout=layout)
     FigureCanvasAgg(fig)
     return fig
@@ -65,6 +57,14 @@ def figure_to_png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format='png', bbox_inches='tight')
     return buf.getvalue()
+
+
+def _prefix(title: str) -> str:
+    return f'{title}: ' if title else ''
+
+
+def _no_data(ax, text: str, **kwargs) -> None:
+    ax.text(0.5, 0.5, text, ha='center', va='center', transform=ax.transAxes, **kwargs)
 
 
 def _np(x) -> np.ndarray:
@@ -115,45 +115,29 @@ def _val_groups(val: List[dict]) -> 'OrderedDict[str, List[str]]':
     """Panels of validation metrics: keys grouped by prefix (``coco/``, ``binary/``, ...);
     COCO's overall mAPs and its per-class APs (``coco/<class>_precision``) get one panel each;
     speed, counts and timing keys are left out."""
+    first = ('mAP', 'per-class AP (IoU 0.50:0.95)', 'mAP by object size')
     keys: List[str] = []
     for rec in val:
-        for k, v in rec.items():
-            if k in keys or k in _SKIP_KEYS or isinstance(v, bool):
-                continue
-            if not isinstance(v, (int, float)):
-                continue
-            if k.startswith('speed/') or k.rsplit('/', 1)[-1].startswith('num_'):
-                continue
-            keys.append(k)
+        keys += [k for k, v in rec.items() if k not in keys and k not in _SKIP_KEYS
+                 and isinstance(v, (int, float)) and not isinstance(v, bool)
+                 and not k.startswith('speed/') and not k.rsplit('/', 1)[-1].startswith('num_')]
     groups: 'OrderedDict[str, List[str]]' = OrderedDict()
     for k in keys:
         prefix, _, name = k.rpartition('/')
         if prefix == 'coco':
-            if name.endswith('_precision'):
-                title = 'per-class AP (IoU 0.50:0.95)'
-            elif name in ('bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l'):
-                title = 'mAP by object size'
-            else:
-                title = 'mAP'
-        elif prefix == 'binary':
-            title = 'metrics (%)'
+            title = first[1] if name.endswith('_precision') else first[2] if name in (
+                'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l') else first[0]
         else:
-            title = prefix or 'metrics'
+            title = 'metrics (%)' if prefix == 'binary' else prefix or 'metrics'
         groups.setdefault(title, []).append(k)
-    first = ('mAP', 'per-class AP (IoU 0.50:0.95)', 'mAP by object size')
     order = [t for t in first if t in groups] + [t for t in groups if t not in first]
     return OrderedDict((t, groups[t]) for t in order)
 
 
 def plot_training_curves(train: List[dict], val: Optional[List[dict]] = None,
                          title: str = '') -> 'OrderedDict[str, Figure]':
-    """Figures of a training log.
-
-    Args:
-        train (list[dict]): Training records (``iter``, ``epoch``, ``lr``, ``loss``,
-            ``loss_*``...).
-        val (list[dict], optional): Validation records (metrics and ``step``).
-        title (str): Prefix of the figure titles (e.g. the config name).
+    """Figures of a training log: ``train`` records (``iter``, ``epoch``, ``lr``, ``loss*``),
+    ``val`` records (metrics and ``step``), ``title`` prefixing the figure titles.
 
     Returns:
         OrderedDict[str, Figure]: ``'loss'`` (total and parts against the iteration, epoch
@@ -172,7 +156,7 @@ def plot_training_curves(train: List[dict], val: Optional[List[dict]] = None,
     if by_epoch:
         epochs = [r.get('epoch') for r in train]
         boundaries = [x[i - 1] for i in range(1, len(train)) if epochs[i] != epochs[i - 1]]
-    prefix = f'{title}: ' if title else ''
+    prefix = _prefix(title)
 
     # losses
     series = _loss_series(train)
@@ -186,13 +170,11 @@ def plot_training_curves(train: List[dict], val: Optional[List[dict]] = None,
                     color='black' if total else None, zorder=3 if total else 2)
         ax.legend(fontsize=8, loc='upper right')
     else:
-        ax.text(0.5, 0.5, 'no loss in the log', ha='center', va='center',
-                transform=ax.transAxes)
+        _no_data(ax, 'no loss in the log')
     for b in boundaries if len(boundaries) <= 100 else []:
         ax.axvline(b, color='grey', linestyle=':', linewidth=0.8)
-    ax.set_xlabel('iteration' + (' (dotted: epoch ends)' if boundaries else ''))
-    ax.set_ylabel('training loss')
-    ax.set_title(f'{prefix}training loss')
+    ax.set(xlabel='iteration' + (' (dotted: epoch ends)' if boundaries else ''),
+           ylabel='training loss', title=f'{prefix}training loss')
     ax.grid(alpha=0.3)
     figs['loss'] = fig
 
@@ -206,10 +188,8 @@ def plot_training_curves(train: List[dict], val: Optional[List[dict]] = None,
         if pos.size and pos.max() / pos.min() > 10:
             ax.set_yscale('log')
     else:
-        ax.text(0.5, 0.5, 'no lr in the log', ha='center', va='center', transform=ax.transAxes)
-    ax.set_xlabel('iteration')
-    ax.set_ylabel('learning rate')
-    ax.set_title(f'{prefix}learning rate')
+        _no_data(ax, 'no lr in the log')
+    ax.set(xlabel='iteration', ylabel='learning rate', title=f'{prefix}learning rate')
     ax.grid(alpha=0.3)
     figs['lr'] = fig
 
@@ -217,9 +197,8 @@ def plot_training_curves(train: List[dict], val: Optional[List[dict]] = None,
     groups = _val_groups(val or [])
     if groups:
         vx = np.array([r.get('step', i + 1) for i, r in enumerate(val)], float)
-        n = len(groups)
-        cols = min(n, 2)
-        rows = math.ceil(n / cols)
+        cols = min(len(groups), 2)
+        rows = math.ceil(len(groups) / cols)
         fig = _new_figure(6.0 * cols, 4.0 * rows)
         for i, (gname, keys) in enumerate(groups.items()):
             ax = fig.add_subplot(rows, cols, i + 1)
@@ -259,22 +238,18 @@ def coco_pr_curves(ann_file: str, preds: Sequence[dict],
                    classes: Optional[Sequence[str]] = None) -> Dict[str, object]:
     """Per-class precision-recall curves of detection predictions, by pycocotools' COCOeval.
 
-    Label ``i`` of the predictions is the category named ``classes[i]`` (mmdet's
-    ``CocoMetric`` convention) or, without ``classes``, the ``i``-th category of the file.
-    Only the predicted images are evaluated, with ``maxDets = (100, 300, 1000)`` as mmdet's
-    ``CocoMetric``, so the APs below equal its ``coco/<class>_precision`` and the mean equals
-    ``coco/bbox_mAP``.
-
-    ``COCOeval.eval['precision']`` has shape ``(T, R, K, A, M)``: T = 10 IoU thresholds
-    0.50:0.05:0.95, R = 101 recall points 0:0.01:1, K classes, A = 4 area ranges (index 0 =
-    all), M = 3 max-detection settings (index -1 = 1000); -1 marks "no ground truth".
+    Label ``i`` is the category named ``classes[i]`` (mmdet's ``CocoMetric`` convention), else
+    the file's ``i``-th category. The predicted images are evaluated with ``maxDets = (100,
+    300, 1000)`` as ``CocoMetric`` does, so the APs equal its ``coco/<class>_precision``.
+    ``COCOeval.eval['precision']`` is ``(T, R, K, A, M)``: T = 10 IoU thresholds 0.50:0.95,
+    R = 101 recall points, K classes, A = 4 areas (0 = all), M = 3 maxDets (-1 = 1000); -1
+    marks "no ground truth".
 
     Returns:
         dict: ``classes`` (K names), ``recall`` (R,), ``precision_50`` (K, R) at IoU 0.5,
-        ``precision`` (K, R) averaged over the 10 IoU thresholds, ``ap_50`` (K,) and ``ap``
-        (K,) (mean precision over the recall points; NaN for a class without ground truth),
-        ``mAP`` and ``mAP_50`` (as ``COCOeval.summarize``: the mean over every valid entry,
-        i.e. ``coco/bbox_mAP`` and ``coco/bbox_mAP_50`` before rounding), ``num_gt`` (K,),
+        ``precision`` (K, R) averaged over the IoU thresholds, ``ap_50`` and ``ap`` (K,) (NaN
+        without ground truth), ``mAP`` and ``mAP_50`` (as ``COCOeval.summarize``:
+        ``coco/bbox_mAP`` and ``coco/bbox_mAP_50`` before rounding), ``num_gt`` (K,),
         ``num_images``.
     """
     from pycocotools.coco import COCO
@@ -363,15 +338,12 @@ def plot_pr_curves(pr: Dict[str, object], title: str = '') -> Figure:
                 else f'{cls} (no ground truth)'
             ax.plot(pr['recall'], np.nan_to_num(y, nan=0.0) if np.isfinite(ap) else y,
                     label=label, linewidth=1.8)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel('recall')
-        ax.set_ylabel('precision')
+        ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel='recall', ylabel='precision')
         mean = float(pr.get(map_key, float('nan')))
         ax.set_title(f'{name} (mAP {mean:.3f})', fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc='lower left')
-    fig.suptitle(f"{title + ': ' if title else ''}precision-recall per class", fontsize=11)
+    fig.suptitle(f'{_prefix(title)}precision-recall per class', fontsize=11)
     return fig
 
 
@@ -440,12 +412,9 @@ def plot_roc_curve(gt: np.ndarray, prob: np.ndarray, threshold: float = 0.5,
     ax.plot([0, 1], [0, 1], color='grey', linestyle='--', linewidth=1, label='chance')
     ax.plot([op_fpr], [op_tpr], 'o', color='black', markersize=7,
             label=f'p(all) > {threshold:g}: TPR {op_tpr:.2f}, FPR {op_fpr:.2f}')
-    ax.set_xlim(-0.01, 1.01)
-    ax.set_ylim(-0.01, 1.01)
-    ax.set_xlabel('false positive rate (1 - specificity)')
-    ax.set_ylabel('true positive rate (sensitivity)')
-    ax.set_title(f"{title + ': ' if title else ''}ROC, all vs hem ({gt.size} cells)",
-                 fontsize=10)
+    ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel='false positive rate (1 - specificity)',
+           ylabel='true positive rate (sensitivity)')
+    ax.set_title(f'{_prefix(title)}ROC, all vs hem ({gt.size} cells)', fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc='lower right')
     return fig
@@ -469,14 +438,9 @@ def plot_confusion_matrix(cm, class_names: Sequence[str] = CNMC_CLASSES,
         for j in range(n):
             ax.text(j, i, f'{cm[i, j]}\n({100 * frac[i, j]:.1f} %)', ha='center', va='center',
                     color='white' if frac[i, j] > 0.5 else 'black', fontsize=11)
-    ax.set_xticks(range(n))
-    ax.set_yticks(range(n))
-    ax.set_xticklabels(class_names)
-    ax.set_yticklabels(class_names)
-    ax.set_xlabel('prediction')
-    ax.set_ylabel('ground truth')
-    ax.set_title(f"{title + ': ' if title else ''}confusion matrix ({int(cm.sum())} samples)",
-                 fontsize=10)
+    ax.set(xticks=range(n), yticks=range(n), xticklabels=class_names, yticklabels=class_names,
+           xlabel='prediction', ylabel='ground truth')
+    ax.set_title(f'{_prefix(title)}confusion matrix ({int(cm.sum())} samples)', fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label='fraction of the row')
     fig.tight_layout()
     return fig
@@ -519,8 +483,7 @@ def plot_detection_samples(preds: Sequence[dict], classes: Sequence[str],
         path = p.get('img_path', '')
         rgb = _read_rgb(path)
         if rgb is None:
-            ax.text(0.5, 0.5, f'cannot read\n{path}', ha='center', va='center', fontsize=8,
-                    transform=ax.transAxes, wrap=True)
+            _no_data(ax, f'cannot read\n{path}', fontsize=8, wrap=True)
             continue
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         gt_counts = ''
@@ -538,8 +501,8 @@ def plot_detection_samples(preds: Sequence[dict], classes: Sequence[str],
         if gt_counts:
             caption += f'\nground truth: {gt_counts}'
         ax.set_title(caption, fontsize=8)
-    fig.suptitle(f"{title + ': ' if title else ''}predictions with score >= {score_thr:g} "
-                 f'(white: ground truth)', fontsize=10)
+    fig.suptitle(f'{_prefix(title)}predictions with score >= {score_thr:g} (white: ground '
+                 f'truth)', fontsize=10)
     return fig
 
 
@@ -559,8 +522,7 @@ def plot_classification_samples(preds: Sequence[dict], num: int = 8, cols: int =
         path = p.get('img_path', '')
         rgb = _read_rgb(path)
         if rgb is None:
-            ax.text(0.5, 0.5, f'cannot read\n{osp.basename(path)}', ha='center', va='center',
-                    fontsize=8, transform=ax.transAxes)
+            _no_data(ax, f'cannot read\n{osp.basename(path)}', fontsize=8)
         else:
             ax.imshow(rgb)
         caption = (f'{osp.basename(path)}\np({class_names[1]}) = {prob[i]:.3f}\n'

@@ -1,11 +1,8 @@
 # Copyright (c) mmbloodcell contributors. All rights reserved.
-"""One self-contained HTML page per run: what was trained, how well, and how it looks.
-
-The page holds the config summary, the metrics table (the newest test run, else the last
-validation), the training curves, the result plots of a predictions pickle (detection:
-precision-recall curves; classification: ROC curve and confusion matrix), a grid of sample
-predictions, and the full config. Every figure is embedded as a ``data:image/png;base64`` URI:
-the file can be mailed or archived alone, no other file or network access is needed.
+"""One self-contained HTML page per run: the config summary, the metrics (the newest test run,
+else the last validation), the training curves, the result plots and sample predictions of a
+predictions pickle, and the full config. Figures are embedded as ``data:image/png;base64``
+URIs, so the page needs no other file.
 """
 import base64
 import datetime
@@ -105,17 +102,13 @@ def build_report(work_dir: str, preds_path: Optional[str] = None,
     """The HTML page of the run in ``work_dir``.
 
     Args:
-        work_dir (str): The run's work dir (``--work-dir`` of tools/train.py / tools/test.py).
         preds_path (str, optional): Predictions pickle of ``tools/test.py --out``. Defaults to
             the newest ``<work_dir>/*.pkl``; without one the page has no result plots.
         ann_file (str, optional): COCO ground truth for detection predictions. Defaults to
             the config's test evaluator's ``ann_file``.
-        score_thr (float): Score threshold of the drawn boxes. Defaults to 0.3.
-        num_samples (int): Images in the sample grid. Defaults to 6.
-        prefer (str): ``'test'`` or ``'val'`` metrics first. Defaults to ``'test'``.
-
-    Returns:
-        str: The HTML document.
+        score_thr (float): Score threshold of the drawn boxes.
+        num_samples (int): Images in the sample grid.
+        prefer (str): ``'test'`` or ``'val'`` metrics first.
     """
     if is_yolo_run(work_dir):
         raise ValueError(f'{work_dir} is a YOLO baseline run (ultralytics); report.py reads '
@@ -161,10 +154,8 @@ def build_report(work_dir: str, preds_path: Optional[str] = None,
 
     # result plots
     preds_path = preds_path or find_predictions(work_dir)
-    preds = None
-    if preds_path:
-        preds = load_predictions(preds_path)
-    else:
+    preds = load_predictions(preds_path) if preds_path else None
+    if not preds_path:
         notes.append(f'No predictions pickle in {work_dir}: for result plots run '
                      f'`python tools/test.py CONFIG CKPT --work-dir {work_dir} --out '
                      f'{osp.join(work_dir, "preds.pkl")}` (or pass --preds).')
@@ -189,8 +180,8 @@ def build_report(work_dir: str, preds_path: Optional[str] = None,
         sections.append(f'<h2>Results</h2>\n<p class="meta">Predictions{src}</p>\n' +
                         '\n'.join(_figure(n, figs[n], title) for n in results))
     if 'samples' in figs:
-        sections.append('<h2>Sample predictions</h2>\n' + _figure('samples', figs['samples'],
-                                                                 title))
+        sections.append('<h2>Sample predictions</h2>\n' +
+                        _figure('samples', figs['samples'], title))
 
     with open(run['config']) as f:
         cfg_text = f.read()

@@ -22,11 +22,7 @@ __all__ = ['load_predictions', 'find_predictions', 'det_ann_file', 'det_classes'
 
 
 def load_predictions(path: str) -> List[dict]:
-    """Read a predictions pickle of ``tools/test.py --out`` (a list of dicts).
-
-    Raises:
-        ValueError: naming the file when it is not such a list.
-    """
+    """Read a predictions pickle of ``tools/test.py --out`` (a list of dicts)."""
     from mmengine.fileio import load
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path}: predictions file not found (write it with '
@@ -62,11 +58,7 @@ def det_ann_file(cfg: Config) -> str:
     """The COCO ground truth of a detection config's test set: the test evaluator's
     ``ann_file`` (as mmdet's ``CocoMetric`` reads it), else the test dataset's ``data_root`` +
     ``ann_file``.
-
-    Raises:
-        FileNotFoundError: naming the paths tried and the ``--ann-file`` fix.
     """
-    tried = []
     ann = _evaluator_ann_file(cfg)
     ds = (cfg.get('test_dataloader') or {}).get('dataset', {}) or {}
     root = ds.get('data_root') or ''
@@ -76,10 +68,9 @@ def det_ann_file(cfg: Config) -> str:
     if ds.get('ann_file'):
         candidates.append(osp.join(root, ds['ann_file']))
     for path in candidates:
-        tried.append(path)
         if osp.isfile(path):
             return path
-    raise FileNotFoundError(f'no COCO annotation file of the test set found (tried {tried}); '
+    raise FileNotFoundError(f'no COCO annotation file of the test set found (tried {candidates}); '
                             f'pass it with --ann-file')
 
 

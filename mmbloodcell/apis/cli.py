@@ -7,21 +7,12 @@
                          [--batch-size 8] [--device cpu]
     (both also take --data-root DIR and --cfg-options key=value ...)
 
-``IMAGES`` are image files and / or folders (searched recursively for .jpg, .jpeg, .png, .bmp,
-.tif, .tiff). ``detect`` writes ``detections.json`` (boxes of every image), ``counts.csv``
-(RBC / WBC / Platelets / total per image) and ``annotated/<image>.png``. ``classify`` writes
-``predictions.json`` / ``predictions.csv`` (probability of ALL and the label at the threshold),
-``patients.csv`` when the file names carry C-NMC patient ids, and with ``--saliency`` a
-Grad-CAM image ``<image>_gradcam.png`` per cell; an image unlike C-NMC's cells (background
-not black, grayscale, lossy JPEG) is classified with a warning in the ``warnings`` column
-and in the summary. Folders are read in natural order (``2.bmp`` before ``10.bmp``).
-For an ensemble config, CKPT may be ``-`` when the config names its members' checkpoints. See
-:func:`mmbloodcell.apis.inference.run_detection` and
-:func:`~mmbloodcell.apis.inference.run_classification` for the file formats.
-
-An unreadable image (missing, empty, truncated, not an image) gets ``status=error`` and the
-reason in the outputs; the others are processed. Exit status: 0 when at least one image was
-processed, 1 when none could be, 2 for a usage error.
+``IMAGES`` are image files and / or folders (searched recursively, in natural order). The files
+written are those of :func:`mmbloodcell.apis.inference.run_detection` and
+:func:`~mmbloodcell.apis.inference.run_classification`; for an ensemble config CKPT may be
+``-``. An unreadable image gets ``status=error`` and its reason, the others are processed.
+Exit status: 0 when at least one image was processed, 1 when none could be, 2 for a usage
+error.
 """
 import argparse
 import sys
@@ -96,8 +87,7 @@ def _summary(doc: dict, out: str, files: List[str]) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run ``mmbloodcell``; returns the exit status (see the module docstring)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
 
     from mmbloodcell.apis.inference import run_classification, run_detection
     from mmbloodcell.apis.runner import UsageError
@@ -110,8 +100,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                                 score_thr=args.score_thr, device=args.device,
                                 cfg_options=args.cfg_options, progress=args.progress,
                                 save_annotated=not args.no_annotated)
-            files = ['detections.json', 'counts.csv'] + ([] if args.no_annotated else
-                                                        ['annotated/'])
+            files = ['detections.json', 'counts.csv']
+            if not args.no_annotated:
+                files.append('annotated/')
         else:
             doc = run_classification(args.config, args.checkpoint, args.images, args.out,
                                      threshold=args.threshold, saliency=args.saliency,

@@ -1,28 +1,20 @@
-"""Grad-CAM saliency maps for the C-NMC classifiers (mmpretrain ``ImageClassifier`` and
-:class:`~mmbloodcell.models.classifiers.EnsembleClassifier`).
+"""Grad-CAM (Selvaraju et al., ICCV 2017) of the C-NMC classifiers (mmpretrain
+``ImageClassifier``, :class:`~mmbloodcell.models.classifiers.EnsembleClassifier`).
 
-Grad-CAM (Selvaraju et al., ICCV 2017) on the last conv stage, i.e. the last feature map
-``A`` of shape ``(N, K, h, w)`` that the backbone returns (DenseNet-201: the final
-norm + ReLU of the last dense block, ``K = 1920``; EfficientNet-B2: the last 1x1 conv stage,
-``K = 1408``; SimpleNet: the last stage, ``K = widths[-1]``). With ``y`` the logit of the
-target class (``all``)::
+On the backbone's last feature map ``A`` ``(N, K, h, w)`` (DenseNet-201: ``K = 1920``,
+EfficientNet-B2: 1408, SimpleNet: ``widths[-1]``), with ``y`` the logit of ``all``::
 
     alpha_k = mean_ij dy / dA_kij                    (N, K)
     cam     = ReLU(sum_k alpha_k A_k)                (N, h, w)
 
-``cam`` is upsampled (bilinear) to the network input ``(H, W)`` and divided by its maximum,
-so every map lies in ``[0, 1]`` (an all-zero map stays zero: no location raises ``y``).
-For a ``GlobalAveragePooling`` neck and a single linear layer this is the class activation
-map ``ReLU(sum_k w_k A_k)`` of Zhou et al. (CVPR 2016), up to the normalisation.
+upsampled (bilinear) to the input ``(H, W)`` and divided by its maximum (an all-zero map stays
+zero). With global average pooling and one linear layer this is the class activation map
+``ReLU(sum_k w_k A_k)`` of Zhou et al. (CVPR 2016), up to the normalisation.
 
-Only the head runs with gradients: the hook replaces the backbone's last output by a detached
-copy that requires grad, so frozen backbones (``requires_grad=False`` parameters) work and no
-backward pass goes through the backbone. ``BinaryClsHead(freeze_backbone=True)`` detaches its
-input; that switch is turned off during the Grad-CAM forward pass (and restored).
-
-Ensembles: each member's map is computed on its own pre-processed input (its own
-``data_preprocessor`` and ``input_size``), upsampled to the ensemble's input size, and the
-maps are averaged with the ensemble's member weights, then normalised again.
+Only the head runs with gradients (the backbone's output is replaced by a detached leaf), so
+frozen backbones work; ``BinaryClsHead(freeze_backbone=True)`` is unfrozen meanwhile. An
+ensemble's map is the member-weighted mean of its members' maps, each on the member's own
+pre-processed input, normalised again.
 """
 import contextlib
 from typing import Optional, Sequence, Tuple
@@ -63,15 +55,12 @@ def _target_logit(logits, target_index: int) -> Tensor:
 
 
 def grad_cam(model, inputs: Tensor, target_index: int = 1) -> Tensor:
-    """Grad-CAM of one mmpretrain ``ImageClassifier`` (see the module docstring).
+    """Grad-CAM of one mmpretrain ``ImageClassifier`` in eval mode (see the module docstring).
 
     Args:
-        model: An ``ImageClassifier`` (``backbone``, optional ``neck``, ``head``), in eval
-            mode.
-        inputs (Tensor): Its pre-processed (normalised) input ``(N, 3, H, W)``.
-        target_index (int): Class whose logit is explained when the head gives one logit per
-            class; a single-logit head (``BinaryClsHead``) is always explained through its
-            logit. Defaults to 1 (``all``).
+        inputs (Tensor): Its pre-processed input ``(N, 3, H, W)``.
+        target_index (int): Class explained when the head gives one logit per class (a
+            single-logit ``BinaryClsHead`` is explained through its logit). Defaults to 1.
 
     Returns:
         Tensor: ``(N, H, W)`` maps in ``[0, 1]``, float32 on the input's device.
@@ -120,17 +109,9 @@ def _normalise(cam: Tensor) -> Tensor:
 
 
 class GradCAM:
-    """Grad-CAM of a classifier from the batch its data pre-processor takes.
-
-    Args:
-        model: An mmpretrain ``ImageClassifier`` or an ``EnsembleClassifier``.
-        target_index (int): Explained class for heads with one logit per class.
-            Defaults to 1 (``all``).
-
-    Call it with the collated batch ``dict(inputs=..., data_samples=...)`` (what
-    ``model.test_step`` takes); it returns ``(N, H, W)`` numpy maps in ``[0, 1]`` at the
-    network input size.
-    """
+    """Grad-CAM of an ``ImageClassifier`` or ``EnsembleClassifier`` (``target_index`` as in
+    :func:`grad_cam`), called with the collated batch ``model.test_step`` takes; returns
+    ``(N, H, W)`` numpy maps in ``[0, 1]`` at the network input size."""
 
     def __init__(self, model, target_index: int = 1):
         self.model = model
@@ -139,8 +120,7 @@ class GradCAM:
     def __call__(self, data: dict) -> np.ndarray:
         data = self.model.data_preprocessor(data, False)
         inputs = data['inputs']
-        members = getattr(self.model, 'members', None)
-        if members is None:
+        if getattr(self.model, 'members', None) is None:
             cams = grad_cam(self.model, inputs, self.target_index)
         else:
             cams = self._ensemble(inputs)
@@ -170,22 +150,13 @@ class GradCAM:
 def cam_to_image(cam: np.ndarray, ori_shape: Sequence[int],
                  cell_bbox: Optional[Sequence[float]] = None,
                  square: bool = True) -> np.ndarray:
-    """Map a map at the network input size back onto the original image.
+    """Map an ``(H, W)`` map at the network input size back onto the original image
+    (``ori_shape`` ``(height, width)``); returns an ``ori_shape`` float32 map.
 
-    The C-NMC test pipelines crop the cell (``CropToCell``: box ``cell_bbox`` ``[x1, y1, x2,
-    y2]`` in the original image, padded to a centred square when ``square``) and resize the
-    crop to the input size. The map is resized to the padded crop, the padding removed and
-    the result placed at ``cell_bbox`` in a zero ``ori_shape`` canvas. Without ``cell_bbox``
-    the pipeline is taken to have resized the whole image, and the map is resized to it.
-
-    Args:
-        cam (np.ndarray): ``(H, W)`` map at the network input size.
-        ori_shape (Sequence[int]): ``(height, width)`` of the original image.
-        cell_bbox (Sequence[float], optional): The ``CropToCell`` box.
-        square (bool): ``CropToCell(square=...)``. Defaults to True.
-
-    Returns:
-        np.ndarray: ``ori_shape`` float32 map.
+    ``CropToCell`` cut the box ``cell_bbox`` ``[x1, y1, x2, y2]`` (padded to a centred square
+    when ``square``) and the crop was resized to the input: the map is resized to the padded
+    crop, the padding removed, and the rest placed at ``cell_bbox`` in a zero canvas. Without
+    ``cell_bbox`` the map is resized to the whole image.
     """
     h, w = int(ori_shape[0]), int(ori_shape[1])
     cam = np.asarray(cam, dtype=np.float32)

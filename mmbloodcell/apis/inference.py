@@ -1,25 +1,12 @@
 """Inference on image files: cell detection (BCCD) and leukemia classification (C-NMC).
 
-- :class:`CellDetector` is mmdet's :class:`~mmdet.apis.DetInferencer` with what counting cells
-  needs: strict weight loading, a score threshold that decides which boxes are kept (the
-  model's own ``test_cfg.score_thr`` is lowered to it), folders read in natural order, and
-  :class:`~mmbloodcell.visualization.CellDetVisualizer` drawing (boxes and a count banner).
-- :class:`CellClassifier` is mmpretrain's
-  :class:`~mmpretrain.apis.ImageClassificationInferencer` for binary C-NMC classifiers, a single
-  model (``BinaryClsHead``: ``pred_prob``; a 2-class softmax head: ``pred_score[1]``) or an
-  :class:`~mmbloodcell.models.classifiers.EnsembleClassifier`, with strict weight loading, a
-  decision threshold and Grad-CAM maps (:mod:`mmbloodcell.apis.gradcam`).
-
-Both take the config's test pipeline (:func:`mmdet.utils.get_test_pipeline_cfg`) without its
-file loader: :func:`read_image` decodes every image once, as the config's loader would, so that
-a bad file becomes a per-image error with its reason instead of stopping the run. Neither
-leaves a global mmengine instance behind: the default scope is overwritten only while they
-build, and the detector's visualizer is its own (not ``Visualizer.get_instance``), so a
-``Runner`` built later in the same process is not changed by them.
-
-:func:`run_detection` and :func:`run_classification` process a list of files and folders and
-write the result files of ``mmbloodcell detect`` / ``mmbloodcell classify``
-(:mod:`mmbloodcell.apis.cli`); their docstrings give the file formats.
+:class:`CellDetector` (mmdet's ``DetInferencer``) and :class:`CellClassifier` (mmpretrain's
+``ImageClassificationInferencer``) take the config's test pipeline without its file loader:
+:func:`read_image` decodes each image as that loader would, so that a bad file becomes a
+per-image error with its reason. Neither leaves a global mmengine instance behind (default
+scope, visualizer) for a ``Runner`` built later in the same process.
+:func:`run_detection` / :func:`run_classification` write the files of ``mmbloodcell detect`` /
+``mmbloodcell classify``; their docstrings give the formats.
 """
 import contextlib
 import copy
@@ -42,20 +29,18 @@ from mmengine.device import get_device
 from mmengine.fileio import list_dir_or_file
 from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import _load_checkpoint_to_model, load_checkpoint
-from mmengine.utils import ProgressBar
+from mmengine.utils import track_iter_progress
 from mmpretrain.apis import ImageClassificationInferencer
 
 import mmbloodcell  # noqa: F401  (registers the modules, allows safe checkpoint loading)
 from mmbloodcell.apis.gradcam import GradCAM, cam_to_image, overlay_cam
-from mmbloodcell.apis.runner import merge_cfg_options
+from mmbloodcell.apis.runner import dicts_with_key, merge_cfg_options
 from mmbloodcell.datasets.cnmc import CNMC_CLASSES, CNMCDataError, parse_cnmc_name
 from mmbloodcell.datasets.image_checks import check_image_file
 from mmbloodcell.datasets.transforms.cell import cell_image_warnings
 from mmbloodcell.evaluation.metrics.binary_metrics import patient_votes
 from mmbloodcell.models.heads.binary_cls_head import positive_prob
 from mmbloodcell.structures import count_cells, instances_to_detections
-# Extensions picked up when a folder is given (case-insensitive). Files named explicitly are
-# always tried, whatever their extension.
 from mmbloodcell.utils.paths import IMAGE_EXTENSIONS, natural_key
 from mmbloodcell.visualization import CellDetVisualizer
 
@@ -63,7 +48,6 @@ __all__ = [
     'IMAGE_EXTENSIONS', 'expand_images', 'read_image', 'output_stems', 'CellDetector',
     'CellClassifier', 'patient_summary', 'run_detection', 'run_classification'
 ]
-
 
 #: ``CKPT`` values meaning "no checkpoint" (an ensemble whose config names its members').
 NO_CHECKPOINT = ('-', 'none', '')
@@ -75,19 +59,16 @@ NO_CHECKPOINT = ('-', 'none', '')
 
 def _walk_order(rel_path: str) -> list:
     """Sort key of a path inside a folder: natural order, a folder's own files before its
-    sub-folders (the order of a top-down walk)."""
+    sub-folders."""
     parts = rel_path.replace('\\', '/').split('/')
     return [(1, natural_key(p)) for p in parts[:-1]] + [(0, natural_key(parts[-1]))]
 
 
 def expand_images(inputs) -> Tuple[list, bool]:
-    """Inputs as given, folders expanded (recursively, with mmengine's ``list_dir_or_file``) to
-    their images in natural order: ``2.bmp`` before ``10.bmp``, a folder's files before its
-    sub-folders.
-
-    Args:
-        inputs (str | np.ndarray | Sequence): Image files, folders, or what the inferencers
-            take besides (arrays, ``dict(img=...)``), passed through.
+    """Inputs as given, folders expanded recursively to their :data:`IMAGE_EXTENSIONS` files
+    (any case) in natural order: ``2.bmp`` before ``10.bmp``, a folder's files before its
+    sub-folders. Files named explicitly are kept whatever their extension, arrays and
+    ``dict(img=...)`` are passed through.
 
     Returns:
         tuple: the inputs (a missing path is kept, :func:`read_image` reports it) and whether
@@ -152,35 +133,51 @@ def output_stems(paths: Sequence[str]) -> List[str]:
     return stems
 
 
-def _no_images(images) -> str:
-    given = [images] if isinstance(images, str) else list(images)
-    return (f'no images found in {given} (folders are searched, recursively, for '
-            f'{", ".join(IMAGE_EXTENSIONS)} files)')
+def _inputs(images, progress: Optional[bool]) -> Tuple[list, bool]:
+    """The image paths of ``images`` and whether to show a progress bar (None: when a folder
+    was given)."""
+    paths, any_folder = expand_images(images)
+    if not paths:
+        given = [images] if isinstance(images, str) else list(images)
+        raise ValueError(f'no images found in {given} (folders are searched, recursively, for '
+                         f'{", ".join(IMAGE_EXTENSIONS)} files)')
+    return paths, any_folder if progress is None else progress
 
 
-def _progress(total: int, enabled: bool) -> Optional[ProgressBar]:
-    return ProgressBar(total, file=sys.stderr) if enabled and total > 0 else None
+def _tracked(items: Sequence, enabled: bool):
+    """``items``, with mmengine's progress bar on stderr when ``enabled``."""
+    return track_iter_progress(items, file=sys.stderr) if enabled else items
+
+
+def _record(path: str, **fields) -> OrderedDict:
+    return OrderedDict(image=path, file_name=osp.basename(path), status='ok', error='',
+                       **fields)
+
+
+def _failure(e: BaseException) -> str:
+    return f'inference failed ({type(e).__name__}: {e})'
+
+
+def _blank(value) -> str:
+    return '' if value is None else value
+
+
+def _write(out_dir: str, json_name: str, doc: dict, tables: Sequence[tuple]) -> dict:
+    """Write ``doc`` as ``json_name`` and each ``(csv name, header, rows)`` of ``tables``;
+    returns ``doc``."""
+    with open(osp.join(out_dir, json_name), 'w') as f:
+        json.dump(doc, f, indent=2)
+    for name, header, rows in tables:
+        with open(osp.join(out_dir, name), 'w', newline='') as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
+    return doc
 
 
 # ----------------------------------------------------------------------------------------------
 # Config and checkpoint
 # ----------------------------------------------------------------------------------------------
-
-def _load_config(config: Union[str, Config], cfg_options: Optional[dict]) -> Config:
-    if isinstance(config, Config):
-        cfg = copy.deepcopy(config)
-    else:
-        if not osp.isfile(config):
-            raise FileNotFoundError(f'config {config} not found: give the path of a config '
-                                    f'file, e.g. configs/fcos/fcos_r18_fpn_gn_320_12e_bccd_'
-                                    f'cpu-demo.py or configs/cnmc/densenet201_fhl_cnmc.py')
-        cfg = Config.fromfile(config)
-    return merge_cfg_options(cfg, cfg_options)
-
-
-def _config_name(config) -> str:
-    return config if isinstance(config, str) else getattr(config, 'filename', None) or '<Config>'
-
 
 def _type_name(step) -> str:
     kind = step.get('type', '')
@@ -188,8 +185,8 @@ def _type_name(step) -> str:
 
 
 def _test_pipeline(cfg: Config, where: str) -> list:
-    """A copy of the config's test pipeline (:func:`mmdet.utils.get_test_pipeline_cfg`:
-    through dataset wrappers); a config without one is an error naming it."""
+    """A copy of the config's test pipeline (through dataset wrappers); a config without one
+    is an error naming it."""
     try:
         pipeline = get_test_pipeline_cfg(cfg)
     except (AttributeError, KeyError, RuntimeError, TypeError):
@@ -198,15 +195,6 @@ def _test_pipeline(cfg: Config, where: str) -> list:
         raise ValueError(f'{where}: no test_dataloader.dataset.pipeline; inference uses the '
                          f"config's test pipeline, add one")
     return copy.deepcopy(list(pipeline))
-
-
-def _loader_args(pipeline: Sequence[dict]) -> dict:
-    """``color_type`` / ``imdecode_backend`` of the pipeline's image loader."""
-    for step in pipeline:
-        if _type_name(step) == 'LoadImageFromFile':
-            return dict(color_type=step.get('color_type', 'color'),
-                        backend=step.get('imdecode_backend', 'cv2'))
-    return dict(color_type='color', backend='cv2')
 
 
 def _pipeline_cfg(steps: list) -> ConfigDict:
@@ -231,45 +219,41 @@ def _check_checkpoint(checkpoint, name: str) -> None:
                                 f'(python tools/train.py {name}) or fix the path')
 
 
-def _find_key(obj, key):
-    if isinstance(obj, dict):
-        if key in obj:
-            return obj[key]
-        for value in obj.values():
-            found = _find_key(value, key)
-            if found is not None:
-                return found
-    elif isinstance(obj, (list, tuple)):
-        for value in obj:
-            found = _find_key(value, key)
-            if found is not None:
-                return found
-    return None
-
-
-def _lower_score_thr(test_cfg, score_thr: float) -> None:
-    """Lower every ``score_thr`` of a detector's ``test_cfg`` (nested parts included) to at
-    most ``score_thr``, so that the user's threshold decides which boxes are kept."""
-    if not isinstance(test_cfg, dict):
-        return
-    for key, value in test_cfg.items():
-        if key == 'score_thr' and isinstance(value, (int, float)):
-            test_cfg[key] = min(float(value), float(score_thr))
-        elif isinstance(value, dict):
-            _lower_score_thr(value, score_thr)
-
-
-def _dataset_classes(cfg: Config, registry) -> tuple:
-    """Class names of the ``METAINFO`` of the config's test dataset class."""
-    dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
-    cls = registry.get(dataset.get('type')) if dataset.get('type') else None
-    return tuple((getattr(cls, 'METAINFO', None) or {}).get('classes') or ())
+#: default_scope -> (task, the other command, its task)
+_TASKS = {'mmdet': ('detection', 'classify', 'classification'),
+          'mmpretrain': ('classification', 'detect', 'detection')}
 
 
 class _ImageFiles:
-    """What both inferencers add for image files: folders expanded by :func:`expand_images`,
-    and :meth:`read` (:func:`read_image` with the settings of the config's loader,
-    ``self.loader``)."""
+    """What both inferencers add: the config loaded and checked (:meth:`_load`), folders
+    expanded by :func:`expand_images`, and :meth:`read`."""
+
+    def _load(self, config, cfg_options: Optional[dict], scope: str) -> Config:
+        """The config (a copy, ``cfg_options`` merged), checked to be of ``scope``; sets
+        ``config_name``."""
+        name = config if isinstance(config, str) else getattr(config, 'filename', None)
+        self.config_name = name = name or '<Config>'
+        if isinstance(config, Config):
+            cfg = copy.deepcopy(config)
+        elif not osp.isfile(config):
+            raise FileNotFoundError(f'config {config} not found: give the path of a config '
+                                    f'file, e.g. configs/fcos/fcos_r18_fpn_gn_320_12e_bccd_'
+                                    f'cpu-demo.py or configs/cnmc/densenet201_fhl_cnmc.py')
+        else:
+            cfg = Config.fromfile(config)
+        cfg = merge_cfg_options(cfg, cfg_options)
+        found = cfg.get('default_scope', scope)
+        if found != scope:
+            task, other, other_task = _TASKS[scope]
+            raise ValueError(f'{name} is not a {task} config (default_scope={found!r}); use '
+                             f'`mmbloodcell {other}` for {other_task} configs')
+        return cfg
+
+    def _set_loader(self, pipeline: Sequence[dict]) -> None:
+        """``self.loader``: ``color_type`` / ``backend`` of the pipeline's image loader."""
+        step = next((s for s in pipeline if _type_name(s) == 'LoadImageFromFile'), {})
+        self.loader = dict(color_type=step.get('color_type', 'color'),
+                           backend=step.get('imdecode_backend', 'cv2'))
 
     def _inputs_to_list(self, inputs) -> list:
         return expand_images(inputs)[0]
@@ -277,6 +261,13 @@ class _ImageFiles:
     def read(self, path: str) -> Tuple[Optional[np.ndarray], Optional[str]]:
         """:func:`read_image` with the config's loader settings."""
         return read_image(path, **self.loader)
+
+    def _read(self, rec: dict) -> Optional[np.ndarray]:
+        """The image of a result record, or None with the record set to its error."""
+        img, problem = self.read(rec['image'])
+        if problem is not None:
+            rec.update(status='error', error=problem)
+        return img
 
 
 # ----------------------------------------------------------------------------------------------
@@ -286,16 +277,14 @@ class _ImageFiles:
 class CellDetector(_ImageFiles, DetInferencer):
     """A trained mmdet detector for image files or arrays: mmdet's ``DetInferencer`` with
 
-    - strict weight loading: a checkpoint of another model is an error naming both files;
-      the class names and palette are read as mmdet reads them (checkpoint meta, config),
-      with the config's test-dataset classes for a checkpoint that names none;
+    - strict weight loading (another model's checkpoint is an error naming both files); class
+      names as mmdet reads them, else from the config's test dataset class;
     - ``score_thr``: :meth:`forward` keeps the boxes with ``score >= score_thr``, and every
       ``score_thr`` of the model's ``test_cfg`` is lowered to it if higher;
-    - the test pipeline without ``LoadAnnotations``, fed by mmdet's ``InferencerLoader``
-      (paths, BGR arrays or ``dict(img=...)``);
-    - folders expanded recursively in natural order (:func:`expand_images`);
-    - :class:`~mmbloodcell.visualization.CellDetVisualizer` (boxes and a count banner), owned
-      by this inferencer instead of being a global mmengine instance.
+    - the test pipeline without ``LoadAnnotations``; folders expanded recursively in natural
+      order (:func:`expand_images`);
+    - its own :class:`~mmbloodcell.visualization.CellDetVisualizer` (boxes and a count banner),
+      not a global mmengine instance.
 
     ``inferencer(inputs, return_datasamples=True, return_vis=True)`` gives the
     ``DetDataSample`` per image and the drawn RGB images, as ``DetInferencer`` does.
@@ -310,17 +299,12 @@ class CellDetector(_ImageFiles, DetInferencer):
 
     Attributes:
         classes (tuple[str]): Class names.
-        score_thr (float): The threshold in use.
     """
 
     def __init__(self, config, checkpoint: str, device: Optional[str] = None,
                  score_thr: float = 0.3, cfg_options: Optional[dict] = None):
-        name = _config_name(config)
-        cfg = _load_config(config, cfg_options)
-        scope = cfg.get('default_scope', 'mmdet')
-        if scope != 'mmdet':
-            raise ValueError(f'{name} is not a detection config (default_scope={scope!r}); use '
-                             f'`mmbloodcell classify` for classification configs')
+        cfg = self._load(config, cfg_options, 'mmdet')
+        name = self.config_name
         if not checkpoint or str(checkpoint).lower() in NO_CHECKPOINT:
             raise ValueError(f'{name}: detection needs a trained checkpoint (CKPT), e.g. '
                              f'work_dirs/<config>/epoch_12.pth')
@@ -328,10 +312,11 @@ class CellDetector(_ImageFiles, DetInferencer):
         if not 0.0 <= float(score_thr) <= 1.0:
             raise ValueError(f'score_thr must be in [0, 1], got {score_thr}')
         self.score_thr = float(score_thr)
-        self.config_name = name
         self.checkpoint = checkpoint
-        _lower_score_thr(cfg.model.get('test_cfg'), self.score_thr)
-        self.loader = _loader_args(_test_pipeline(cfg, name))
+        for test_cfg in dicts_with_key(cfg.model.get('test_cfg'), 'score_thr'):
+            if isinstance(test_cfg['score_thr'], (int, float)):
+                test_cfg['score_thr'] = min(float(test_cfg['score_thr']), self.score_thr)
+        self._set_loader(_test_pipeline(cfg, name))
         with DefaultScope.overwrite_default_scope('mmdet'):
             super().__init__(model=cfg, weights=checkpoint, device=device, scope='mmdet',
                              show_progress=False)
@@ -342,15 +327,18 @@ class CellDetector(_ImageFiles, DetInferencer):
         with _strict_loading(self.checkpoint, self.config_name):
             _load_checkpoint_to_model(model, checkpoint, strict=True)
         meta = checkpoint.get('meta', {})
-        named = 'dataset_meta' in meta or 'CLASSES' in meta
         with warnings.catch_warnings():
             # mmdet falls back to COCO's names then: the config's are taken below
             warnings.filterwarnings('ignore', message='dataset_meta or class names are not')
             super()._load_weights_to_model(model, checkpoint, cfg)
-        if not named:
-            model.dataset_meta['classes'] = _dataset_classes(cfg, DATASETS)
+        if 'dataset_meta' not in meta and 'CLASSES' not in meta:
+            dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+            cls = DATASETS.get(dataset.get('type')) if dataset.get('type') else None
+            model.dataset_meta['classes'] = tuple(
+                (getattr(cls, 'METAINFO', None) or {}).get('classes') or ())
         classes = tuple(model.dataset_meta.get('classes') or ())
-        num_classes = _find_key(cfg.model, 'num_classes')
+        num_classes = next((d['num_classes'] for d in dicts_with_key(cfg.model, 'num_classes')
+                            if d['num_classes'] is not None), None)
         if not classes or (num_classes is not None and len(classes) != num_classes):
             raise ValueError(
                 f'{self.checkpoint}: class names {classes} (from the checkpoint meta or the '
@@ -363,8 +351,7 @@ class CellDetector(_ImageFiles, DetInferencer):
         return super()._init_pipeline(_pipeline_cfg(steps))
 
     def _init_collate(self, cfg):
-        # mmdet keeps no 'function' registry (BaseInferencer's lookup in the mmdet scope warns,
-        # then falls back to mmengine's): look the collate function up in mmengine's
+        # mmdet keeps no 'function' registry: look the collate function up in mmengine's
         scope, self.scope = self.scope, 'mmengine'
         try:
             return super()._init_collate(cfg)
@@ -372,9 +359,8 @@ class CellDetector(_ImageFiles, DetInferencer):
             self.scope = scope
 
     def _init_visualizer(self, cfg) -> CellDetVisualizer:
-        # Constructed directly: VISUALIZERS.build would make it mmengine's global instance of
-        # cfg.visualizer.name, which a Runner built later from a config naming the same
-        # visualizer (mmdet's 'visualizer') would take over, without its vis backends.
+        # Not VISUALIZERS.build: that makes it mmengine's global instance of its name, which a
+        # Runner built later from a config naming the same visualizer would take over.
         visualizer = CellDetVisualizer(name=f'{type(self).__name__}-{id(self)}')
         visualizer.dataset_meta = self.model.dataset_meta
         return visualizer
@@ -388,9 +374,8 @@ class CellDetector(_ImageFiles, DetInferencer):
         return preds
 
     def visualize(self, inputs, preds, **kwargs):
-        """``DetInferencer.visualize`` on BGR array inputs (what the test pipeline takes)
-        and with every box of ``preds`` drawn: :meth:`forward` kept those at ``score_thr``,
-        the ``pred_score_thr`` of ``__call__`` is not applied again."""
+        """``DetInferencer.visualize`` on BGR array inputs (what the test pipeline takes),
+        drawing every box :meth:`forward` kept (``pred_score_thr`` is not applied again)."""
         rgb = []
         for item in inputs:
             if isinstance(item, np.ndarray):
@@ -431,57 +416,40 @@ def run_detection(config, checkpoint: str, images: Union[str, Sequence[str]], ou
     Returns:
         dict: The content of ``detections.json``.
     """
-    paths, any_folder = expand_images(images)
-    if not paths:
-        raise ValueError(_no_images(images))
+    paths, progress = _inputs(images, progress)
     detector = CellDetector(config, checkpoint, device=device, score_thr=score_thr,
                             cfg_options=cfg_options)
     classes = list(detector.classes)
-    os.makedirs(out_dir, exist_ok=True)
-    if save_annotated:
-        os.makedirs(osp.join(out_dir, 'annotated'), exist_ok=True)
-    bar = _progress(len(paths), any_folder if progress is None else progress)
+    os.makedirs(osp.join(out_dir, 'annotated') if save_annotated else out_dir, exist_ok=True)
     records = []
-    for path, stem in zip(paths, output_stems(paths)):
-        rec = OrderedDict(image=path, file_name=osp.basename(path), status='ok', error='',
-                          width=None, height=None, counts=None, detections=[], annotated=None)
-        img, problem = detector.read(path)
-        if problem is not None:
-            rec.update(status='error', error=problem)
-        else:
-            rec.update(height=int(img.shape[0]), width=int(img.shape[1]))
-            try:
-                result = detector(dict(img=img, img_path=path), return_datasamples=True,
-                                  return_vis=save_annotated)
-            except Exception as e:  # noqa: BLE001 - report the image, go on with the others
-                rec.update(status='error', error=f'inference failed ({type(e).__name__}: {e})')
-            else:
-                dets = instances_to_detections(result['predictions'][0].pred_instances, classes)
-                rec.update(detections=dets, counts=count_cells(dets, classes))
-                if save_annotated:
-                    rel = osp.join('annotated', f'{stem}.png')
-                    cv2.imwrite(osp.join(out_dir, rel), result['visualization'][0][..., ::-1])
-                    rec['annotated'] = rel
+    for path, stem in _tracked(list(zip(paths, output_stems(paths))), progress):
+        rec = _record(path, width=None, height=None, counts=None, detections=[],
+                      annotated=None)
         records.append(rec)
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        sys.stderr.write('\n')
+        img = detector._read(rec)
+        if img is None:
+            continue
+        rec.update(height=int(img.shape[0]), width=int(img.shape[1]))
+        try:
+            result = detector(dict(img=img, img_path=path), return_datasamples=True,
+                              return_vis=save_annotated)
+        except Exception as e:  # noqa: BLE001 - report the image, go on with the others
+            rec.update(status='error', error=_failure(e))
+            continue
+        dets = instances_to_detections(result['predictions'][0].pred_instances, classes)
+        rec.update(detections=dets, counts=count_cells(dets, classes))
+        if save_annotated:
+            rec['annotated'] = osp.join('annotated', f'{stem}.png')
+            cv2.imwrite(osp.join(out_dir, rec['annotated']), result['visualization'][0][..., ::-1])
 
     doc = OrderedDict(task='detect', config=detector.config_name,
                       checkpoint=detector.checkpoint, score_thr=detector.score_thr,
                       classes=classes, num_images=len(records),
                       num_failed=sum(r['status'] != 'ok' for r in records), images=records)
-    with open(osp.join(out_dir, 'detections.json'), 'w') as f:
-        json.dump(doc, f, indent=2)
-    with open(osp.join(out_dir, 'counts.csv'), 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(['image'] + classes + ['total', 'status', 'error'])
-        for r in records:
-            counts = r['counts'] or {}
-            writer.writerow([r['image']] + [counts.get(c, '') for c in classes + ['total']] +
-                            [r['status'], r['error']])
-    return doc
+    rows = [[r['image']] + [(r['counts'] or {}).get(c, '') for c in classes + ['total']] +
+            [r['status'], r['error']] for r in records]
+    return _write(out_dir, 'detections.json', doc,
+                  [('counts.csv', ['image'] + classes + ['total', 'status', 'error'], rows)])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -492,15 +460,15 @@ class CellClassifier(_ImageFiles, ImageClassificationInferencer):
     """A trained binary C-NMC classifier (single model or ensemble) for image files or
     arrays: mmpretrain's ``ImageClassificationInferencer`` with
 
-    - strict weight loading (mmengine's ``load_checkpoint(strict=True)``): a checkpoint of
-      another model is an error naming both files; the class names come from the checkpoint
-      meta, else from the config's test dataset (``get_model``);
+    - strict weight loading (``load_checkpoint(strict=True)``): another model's checkpoint is
+      an error naming both files; class names from the checkpoint meta, else the config's
+      test dataset;
     - the test pipeline found through dataset wrappers, ``CropToCell``'s ``cell_bbox`` added
-      to the data samples' meta keys;
-    - folders expanded recursively in natural order (:func:`expand_images`);
+      to the meta keys; folders expanded recursively in natural order (:func:`expand_images`);
     - ``forward(batch, saliency=True)``: a ``gradcam`` field per data sample, the Grad-CAM map
       on the original image (``(H, W)`` float32 in [0, 1]);
-    - :meth:`predict`: the probability of ``all`` and the label at :attr:`threshold` per image.
+    - :meth:`predict`: the probability of ``all`` (``BinaryClsHead``: ``pred_prob``; a 2-class
+      softmax head: ``pred_score[1]``) and the label at :attr:`threshold` per image.
 
     Args:
         config (str | Config): A classification config (``default_scope='mmpretrain'``), an
@@ -528,12 +496,8 @@ class CellClassifier(_ImageFiles, ImageClassificationInferencer):
                  threshold: Optional[float] = None, cfg_options: Optional[dict] = None):
         from mmpretrain.apis import get_model
 
-        name = _config_name(config)
-        cfg = _load_config(config, cfg_options)
-        scope = cfg.get('default_scope', 'mmpretrain')
-        if scope != 'mmpretrain':
-            raise ValueError(f'{name} is not a classification config (default_scope={scope!r});'
-                             f' use `mmbloodcell detect` for detection configs')
+        cfg = self._load(config, cfg_options, 'mmpretrain')
+        name = self.config_name
         if checkpoint is not None and str(checkpoint).lower() in NO_CHECKPOINT:
             checkpoint = None
         is_ensemble = cfg.model.get('type') == 'EnsembleClassifier'
@@ -542,15 +506,13 @@ class CellClassifier(_ImageFiles, ImageClassificationInferencer):
                              f"configs whose members name their checkpoints take '-'")
         if checkpoint is not None:
             _check_checkpoint(checkpoint, name)
-        self.config_name = name
         self.checkpoint = checkpoint
         pipeline = _test_pipeline(cfg, name)  # fails early, naming the config, when there is none
-        self.loader = _loader_args(pipeline)
+        self._set_loader(pipeline)
         crop = [s for s in pipeline if _type_name(s) == 'CropToCell']
         self.crop_square = bool(crop[-1].get('square', True)) if crop else True
 
-        # the backbone's ImageNet init_cfg is never applied (no init_weights): nothing is
-        # downloaded
+        # no init_weights: the backbone's ImageNet init_cfg is never downloaded
         model = get_model(cfg, pretrained=False, device=device or get_device())
         if checkpoint is not None:
             with _strict_loading(checkpoint, name):
@@ -636,53 +598,39 @@ class CellClassifier(_ImageFiles, ImageClassificationInferencer):
             chunk = list(imgs[start:start + step])
             try:
                 results.extend(self._classify(chunk, saliency))
-                continue
-            except Exception:  # noqa: BLE001 - retry one by one to find the culprit
-                if len(chunk) == 1:
-                    results.append(_failed(sys.exc_info()[1]))
-                    continue
-            for img in chunk:
-                try:
-                    results.extend(self._classify([img], saliency))
-                except Exception as e:  # noqa: BLE001
-                    results.append(_failed(e))
+            except Exception as e:  # noqa: BLE001 - retry one by one to find the culprit
+                if len(chunk) > 1:
+                    results.extend(self.predict(chunk, saliency, batch_size=1))
+                else:
+                    results.append(dict(prob=None, label=None, member_probs=None, cam=None,
+                                        error=_failure(e)))
         return results
-
-
-def _failed(e: BaseException) -> dict:
-    return dict(prob=None, label=None, member_probs=None, cam=None,
-                error=f'inference failed ({type(e).__name__}: {e})')
 
 
 def patient_summary(records: Sequence[dict], threshold: float) -> Dict[str, dict]:
     """Per patient: cells, mean probability of ``all`` and the majority-vote label.
 
-    Patients come from C-NMC file names (``UID_<patient>_<image>_<cell>_{all,hem}.<ext>``,
-    :func:`~mmbloodcell.datasets.cnmc.parse_cnmc_name`); images whose name does not parse
-    are left out. The vote is :func:`~mmbloodcell.evaluation.metrics.binary_metrics.
-    patient_votes` (a tie goes to ``mean prob > threshold``); the class the names state is
-    reported beside it.
+    Patients come from C-NMC file names (``UID_<patient>_<image>_<cell>_{all,hem}.<ext>``);
+    images whose name does not parse are left out. The vote is
+    :func:`~mmbloodcell.evaluation.metrics.binary_metrics.patient_votes` (a tie goes to
+    ``mean prob > threshold``); the class the names state is reported beside it.
 
     Args:
-        records (Sequence[dict]): ``file_name``, ``status``, ``prob`` and ``label`` per image.
-        threshold (float): The decision threshold.
+        records (Sequence[dict]): ``status``, ``patient_id``, ``class_in_name``, ``prob_all``
+            and ``label`` per image.
 
     Returns:
         dict: patient id -> ``num_cells``, ``mean_prob_all``, ``votes`` (``{"hem", "all"}``),
         ``label`` (1 = all), ``label_name``, ``class_in_name``, ``agrees_with_name``.
     """
-    patients, gt, pred, probs = [], [], [], []
-    for r in records:
-        if r.get('status') != 'ok' or r.get('patient_id') is None:
-            continue
-        patients.append(r['patient_id'])
-        gt.append(CNMC_CLASSES.index(r['class_in_name']))
-        pred.append(int(r['label']))
-        probs.append(float(r['prob_all']))
-    if not patients:
+    ok = [r for r in records if r.get('status') == 'ok' and r.get('patient_id') is not None]
+    if not ok:
         return {}
-    votes = patient_votes(patients, np.asarray(gt, np.int64), np.asarray(pred, np.int64),
-                          np.asarray(probs, np.float64), threshold)
+    votes = patient_votes([r['patient_id'] for r in ok],
+                          np.asarray([CNMC_CLASSES.index(r['class_in_name']) for r in ok],
+                                     np.int64),
+                          np.asarray([int(r['label']) for r in ok], np.int64),
+                          np.asarray([float(r['prob_all']) for r in ok], np.float64), threshold)
     out = OrderedDict()
     for pid in sorted(votes, key=lambda p: (p.startswith('H'), len(p), p)):
         v = votes[pid]
@@ -697,13 +645,11 @@ def patient_summary(records: Sequence[dict], threshold: float) -> Dict[str, dict
 def _patient_of(path: str) -> Tuple[Optional[str], Optional[str]]:
     base = osp.basename(path)
     ext = osp.splitext(base)[1]
-    if not ext:
-        return None, None
     try:
-        info = parse_cnmc_name(base, suffix=ext)
+        info = parse_cnmc_name(base, suffix=ext) if ext else None
     except CNMCDataError:
-        return None, None
-    return info['patient_id'], info['class_name']
+        info = None
+    return (info['patient_id'], info['class_name']) if info else (None, None)
 
 
 def run_classification(config, checkpoint: Optional[str], images: Union[str, Sequence[str]],
@@ -715,14 +661,14 @@ def run_classification(config, checkpoint: Optional[str], images: Union[str, Seq
     Files written:
 
     - ``predictions.json``: ``{"task": "classify", "config", "checkpoint", "threshold",
-      "classes", "members", "num_images", "num_failed", "images": [...], "patients": {...}}``;
-      per image (input order): ``image``, ``file_name``, ``status`` (``"ok"`` / ``"error"``),
-      ``error`` (the reason, ``""`` when ok), ``prob_all`` (probability of ``all``), ``label``
-      (1 = all when ``prob_all > threshold``, else 0 = hem), ``label_name``, ``member_probs``
-      (ensembles: ``{member: prob}``), ``patient_id`` and ``class_in_name`` (from a C-NMC file
-      name, else null), ``saliency`` (the Grad-CAM file relative to ``out_dir``, or null) and
-      ``warnings`` (what makes the image unlike C-NMC's cells - background not black,
-      grayscale, lossy JPEG - each with the fix:
+      "classes", "members", "num_images", "num_failed", "num_warned", "images": [...],
+      "patients": {...}}``; per image (input order): ``image``, ``file_name``, ``status``
+      (``"ok"`` / ``"error"``), ``error`` (the reason, ``""`` when ok), ``prob_all``
+      (probability of ``all``), ``label`` (1 = all when ``prob_all > threshold``, else
+      0 = hem), ``label_name``, ``member_probs`` (ensembles: ``{member: prob}``),
+      ``patient_id`` and ``class_in_name`` (from a C-NMC file name, else null), ``saliency``
+      (the Grad-CAM file relative to ``out_dir``, or null) and ``warnings`` (what makes the
+      image unlike C-NMC's cells, each with the fix:
       :func:`~mmbloodcell.datasets.transforms.cell.cell_image_warnings`; the image is still
       classified); ``patients``: :func:`patient_summary`;
     - ``predictions.csv``: columns ``image, prob_all, label, label_name, threshold,
@@ -745,37 +691,26 @@ def run_classification(config, checkpoint: Optional[str], images: Union[str, Seq
     Returns:
         dict: The content of ``predictions.json``.
     """
-    paths, any_folder = expand_images(images)
-    if not paths:
-        raise ValueError(_no_images(images))
+    paths, progress = _inputs(images, progress)
     clf = CellClassifier(config, checkpoint, device=device, threshold=threshold,
                          cfg_options=cfg_options)
     os.makedirs(out_dir, exist_ok=True)
-    stems = output_stems(paths)
-    records = []
-    for path in paths:
-        pid, cls_name = _patient_of(path)
-        records.append(OrderedDict(image=path, file_name=osp.basename(path), status='ok',
-                                   error='', prob_all=None, label=None, label_name=None,
-                                   member_probs=None, patient_id=pid, class_in_name=cls_name,
-                                   saliency=None, warnings=[]))
-
-    bar = _progress(len(paths), any_folder if progress is None else progress)
     step = max(1, int(batch_size))
-    for start in range(0, len(paths), step):
-        idx = list(range(start, min(start + step, len(paths))))
-        ok_idx, ok_imgs = [], []
-        for i in idx:
-            img, problem = clf.read(paths[i])
-            if problem is not None:
-                records[i].update(status='error', error=problem)
-            else:
-                ok_idx.append(i)
-                ok_imgs.append(img)
-                records[i]['warnings'] = cell_image_warnings(img, paths[i])
-        results = clf.predict(ok_imgs, saliency=saliency, batch_size=step) if ok_imgs else []
-        for i, img, res in zip(ok_idx, ok_imgs, results):
-            rec = records[i]
+    records, pending = [], []  # pending: (record, stem, image) of the current batch
+    for i, (path, stem) in _tracked(list(enumerate(zip(paths, output_stems(paths)))),
+                                    progress):
+        pid, cls_name = _patient_of(path)
+        rec = _record(path, prob_all=None, label=None, label_name=None, member_probs=None,
+                      patient_id=pid, class_in_name=cls_name, saliency=None, warnings=[])
+        records.append(rec)
+        img = clf._read(rec)
+        if img is not None:
+            rec['warnings'] = cell_image_warnings(img, path)
+            pending.append((rec, stem, img))
+        if (i + 1) % step and i + 1 < len(paths):
+            continue
+        results = clf.predict([p[2] for p in pending], saliency=saliency, batch_size=step)
+        for (rec, stem, img), res in zip(pending, results):
             if res['error'] is not None:
                 rec.update(status='error', error=res['error'])
                 continue
@@ -785,14 +720,9 @@ def run_classification(config, checkpoint: Optional[str], images: Union[str, Seq
                 rec['member_probs'] = OrderedDict(
                     (n, round(p, 6)) for n, p in zip(clf.member_names, res['member_probs']))
             if res['cam'] is not None:
-                rel = f'{stems[i]}_gradcam.png'
-                cv2.imwrite(osp.join(out_dir, rel), overlay_cam(img, res['cam']))
-                rec['saliency'] = rel
-        if bar is not None:
-            for _ in idx:
-                bar.update()
-    if bar is not None:
-        sys.stderr.write('\n')
+                rec['saliency'] = f'{stem}_gradcam.png'
+                cv2.imwrite(osp.join(out_dir, rec['saliency']), overlay_cam(img, res['cam']))
+        pending = []
 
     patients = patient_summary(records, clf.threshold)
     doc = OrderedDict(task='classify', config=clf.config_name, checkpoint=clf.checkpoint,
@@ -801,32 +731,20 @@ def run_classification(config, checkpoint: Optional[str], images: Union[str, Seq
                       num_failed=sum(r['status'] != 'ok' for r in records),
                       num_warned=sum(bool(r['warnings']) for r in records), images=records,
                       patients=patients)
-    with open(osp.join(out_dir, 'predictions.json'), 'w') as f:
-        json.dump(doc, f, indent=2)
-    with open(osp.join(out_dir, 'predictions.csv'), 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(['image', 'prob_all', 'label', 'label_name', 'threshold', 'patient_id',
-                         'saliency', 'status', 'error', 'warnings'] +
-                        [f'prob_all_{n}' for n in clf.member_names])
-        for r in records:
-            members = r['member_probs'] or {}
-            writer.writerow([_blank(r[k]) for k in ('image', 'prob_all', 'label', 'label_name')] +
-                            [clf.threshold] +
-                            [_blank(r[k]) for k in ('patient_id', 'saliency', 'status',
-                                                    'error')] + ['; '.join(r['warnings'])] +
-                            [_blank(members.get(n)) for n in clf.member_names])
+    names = clf.member_names
+    rows = [[_blank(r[k]) for k in ('image', 'prob_all', 'label', 'label_name')] +
+            [clf.threshold] + [_blank(r[k]) for k in ('patient_id', 'saliency', 'status',
+                                                      'error')] +
+            ['; '.join(r['warnings'])] + [_blank((r['member_probs'] or {}).get(n)) for n in names]
+            for r in records]
+    tables = [('predictions.csv', ['image', 'prob_all', 'label', 'label_name', 'threshold',
+                                   'patient_id', 'saliency', 'status', 'error', 'warnings'] +
+               [f'prob_all_{n}' for n in names], rows)]
     if patients:
-        with open(osp.join(out_dir, 'patients.csv'), 'w', newline='') as f:
-            writer = csv.writer(f)
-            writer.writerow(['patient_id', 'num_cells', 'mean_prob_all', 'votes_hem',
-                             'votes_all', 'label', 'label_name', 'class_in_name',
-                             'agrees_with_name'])
-            for pid, p in patients.items():
-                writer.writerow([pid, p['num_cells'], p['mean_prob_all'], p['votes']['hem'],
-                                 p['votes']['all'], p['label'], p['label_name'],
-                                 p['class_in_name'], p['agrees_with_name']])
-    return doc
-
-
-def _blank(value) -> str:
-    return '' if value is None else value
+        tables.append(('patients.csv', ['patient_id', 'num_cells', 'mean_prob_all', 'votes_hem',
+                                        'votes_all', 'label', 'label_name', 'class_in_name',
+                                        'agrees_with_name'],
+                       [[pid, p['num_cells'], p['mean_prob_all'], p['votes']['hem'],
+                         p['votes']['all'], p['label'], p['label_name'], p['class_in_name'],
+                         p['agrees_with_name']] for pid, p in patients.items()]))
+    return _write(out_dir, 'predictions.json', doc, tables)

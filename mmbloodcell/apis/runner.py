@@ -1,10 +1,6 @@
-"""Config handling shared by ``tools/train.py`` and ``tools/test.py``.
-
-Both tools work for detection (``default_scope='mmdet'``) and classification
-(``default_scope='mmpretrain'``) configs: the scope picks the registries, and the helpers below
-only translate command-line flags into config fields, the way mmdet's and mmpretrain's own
-tools do.
-"""
+"""Config handling of ``tools/train.py`` and ``tools/test.py`` for detection
+(``default_scope='mmdet'``) and classification (``'mmpretrain'``) configs: command-line flags
+into config fields, as mmdet's and mmpretrain's own tools do."""
 import contextlib
 import glob
 import logging
@@ -38,27 +34,26 @@ def _walk_strings(node, fn):
     return fn(node) if isinstance(node, str) else node
 
 
-def _dataset_roots(node, found: set) -> set:
+def dicts_with_key(node, key: str):
+    """Yield every dict inside nested dicts / lists / tuples that holds ``key`` (depth first;
+    the value under ``key`` is not searched)."""
     if isinstance(node, dict):
-        for key, value in node.items():
-            if key == 'data_root' and isinstance(value, str):
-                found.add(value)
-            else:
-                _dataset_roots(value, found)
+        if key in node:
+            yield node
+        for k, value in node.items():
+            if k != key:
+                yield from dicts_with_key(value, key)
     elif isinstance(node, (list, tuple)):
         for value in node:
-            _dataset_roots(value, found)
-    return found
+            yield from dicts_with_key(value, key)
 
 
 def set_data_root(cfg: Config, data_root: str) -> Config:
     """Point every split of ``cfg`` at another dataset folder (``--data-root``).
 
-    The config's top-level ``data_root`` (or, without one, the one ``data_root`` its datasets
-    share) is the old root: every ``data_root`` key is set to ``data_root`` and every string
-    of the config that starts with the old root - annotation files of datasets and of
-    evaluators (``ann_file``), a stain reference, ... - is moved under the new one, keeping the
-    rest of its path.
+    The old root is the config's top-level ``data_root``, else the one its datasets share:
+    every ``data_root`` key is set to ``data_root``, and every string under the old root
+    (``ann_file`` of datasets and evaluators, a stain reference, ...) is moved under the new.
 
     Raises:
         UsageError: the config names no data root, or several different ones.
@@ -67,7 +62,8 @@ def set_data_root(cfg: Config, data_root: str) -> Config:
         raise UsageError('--data-root needs a folder')
     old = cfg.get('data_root', None)
     if not isinstance(old, str):
-        roots = _dataset_roots(cfg._cfg_dict.to_dict(), set())
+        roots = {d['data_root'] for d in dicts_with_key(cfg._cfg_dict.to_dict(), 'data_root')
+                 if isinstance(d['data_root'], str)}
         if len(roots) != 1:
             where = getattr(cfg, 'filename', None) or 'the config'
             raise UsageError(
@@ -87,32 +83,18 @@ def set_data_root(cfg: Config, data_root: str) -> Config:
         return value
 
     moved = _walk_strings(cfg._cfg_dict.to_dict(), move)
-    _set_key(moved, 'data_root', new)
+    for node in dicts_with_key(moved, 'data_root'):
+        node['data_root'] = new
     for key, value in moved.items():
         cfg[key] = value
     return cfg
 
 
-def _set_key(node, key: str, value) -> None:
-    if isinstance(node, dict):
-        for k in list(node):
-            if k == key:
-                node[k] = value
-            else:
-                _set_key(node[k], key, value)
-    elif isinstance(node, (list, tuple)):
-        for v in node:
-            _set_key(v, key, value)
-
-
 def merge_cfg_options(cfg: Config, options: Optional[dict] = None,
                       data_root: Optional[str] = None) -> Config:
-    """Apply ``--data-root`` and ``--cfg-options`` to ``cfg`` (in place).
-
-    ``data_root=X`` among the options is ``--data-root X``: merged as a plain key it would only
-    change the top-level variable, while the datasets keep the copies made when the config was
-    read.
-    """
+    """Apply ``--data-root`` and ``--cfg-options`` to ``cfg`` (in place). ``data_root=X``
+    among the options is ``--data-root X`` (merged as a plain key it would not reach the
+    datasets' copies of the variable)."""
     options = dict(options or {})
     data_root = data_root or options.pop('data_root', None)
     options.pop('data_root', None)
@@ -143,13 +125,11 @@ def _common(cfg: Config, args) -> Config:
 def init_cpu_distributed(cfg: Config) -> None:
     """Start the gloo process group of a CPU-only distributed run before the Runner does.
 
-    mmengine 0.10.7's ``init_dist`` binds every process to a GPU (``torch.cuda.set_device``)
-    whatever the backend, and its model wrapping passes ``device_ids=[LOCAL_RANK]`` to
-    ``DistributedDataParallel``, so ``--launcher pytorch`` fails on a machine without CUDA.
-    When no GPU is visible this joins the group torchrun describes (``RANK``, ``WORLD_SIZE``,
-    ``MASTER_ADDR``, ``MASTER_PORT``) with the gloo backend, which the Runner then finds and
-    uses, and sets ``model_wrapper_cfg`` to wrap the CPU model with ``device_ids=None``. Does
-    nothing with a GPU, without a launcher, or when a group exists.
+    mmengine 0.10.7's ``init_dist`` binds every process to a GPU whatever the backend, and
+    wraps the model with ``device_ids=[LOCAL_RANK]``. Without a GPU this joins torchrun's group
+    (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``) with gloo, which the Runner
+    then uses, and wraps the model with ``device_ids=None``. Does nothing with a GPU, without a
+    launcher, or when a group exists.
     """
     import torch.distributed as torch_dist
     launcher = cfg.get('launcher', 'none')
@@ -163,8 +143,6 @@ def init_cpu_distributed(cfg: Config) -> None:
     dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}))
     dist_cfg['backend'] = 'gloo'
     torch_dist.init_process_group(**dist_cfg)
-    # mmengine also passes device_ids=[LOCAL_RANK] to DistributedDataParallel, which only
-    # accepts device_ids for GPU modules: a CPU model needs device_ids=None
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel', broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
@@ -184,16 +162,10 @@ def _complete_checkpoint(path: str) -> bool:
 
 
 def find_resume_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint ``--resume`` (without a path) continues from.
-
-    mmengine reads the path named by ``<work_dir>/last_checkpoint``. That file is written in
-    place by ``CheckpointHook``; if a job died while writing it (empty file), or the checkpoint
-    it names is missing or incomplete (written by a backend without atomic renames), the newest
-    complete ``epoch_*.pth`` / ``iter_*.pth`` of ``work_dir`` is used instead, with a warning.
-
-    Returns:
-        str | None: The checkpoint, or None when ``work_dir`` holds none (training starts from
-        scratch, as mmengine does).
+    """The checkpoint ``--resume`` (without a path) continues from: the one named by
+    ``<work_dir>/last_checkpoint``, else (that file empty, or naming a missing or incomplete
+    checkpoint) the newest complete ``epoch_*.pth`` / ``iter_*.pth``, with a warning; None
+    when ``work_dir`` holds none (training starts from scratch, as mmengine does).
 
     Raises:
         FileNotFoundError: ``last_checkpoint`` exists but no complete checkpoint does.
@@ -219,8 +191,7 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
     why = (f'{marker} names {named!r}, which is missing or incomplete' if osp.isfile(marker)
            else f'{work_dir} has no last_checkpoint file')
     print_log(f'--resume: {why}; resuming from the newest complete checkpoint {newest}',
-              logger='current',
-              level=logging.WARNING)
+              logger='current', level=logging.WARNING)
     return newest
 
 
@@ -297,12 +268,8 @@ def _has_accelerator() -> bool:
 
 
 def shutdown_distributed() -> None:
-    """Leave the process group at the end of a distributed run.
-
-    Left to interpreter shutdown, gloo's worker threads can be torn down while still running
-    ("terminate called without an active exception", exit status -6 for a run that finished).
-    A barrier first, so that no rank leaves while another still needs it.
-    """
+    """Leave the process group at the end of a distributed run, after a barrier (left to
+    interpreter shutdown, gloo's threads can be torn down while running: exit status -6)."""
     import torch.distributed as torch_dist
     if torch_dist.is_available() and torch_dist.is_initialized():
         torch_dist.barrier()
@@ -310,21 +277,14 @@ def shutdown_distributed() -> None:
 
 
 def build_runner(cfg: Config) -> Runner:
-    """Build the runner named by ``runner_type`` (default: mmengine's ``Runner``).
-
-    The visualizer's ``name`` is dropped, so that the Runner names it after the run: mmengine
-    returns the existing instance for a name it has seen (mmdet's runtime configs say
-    ``'visualizer'``), and a second run in one process would write its scalars into the first
-    run's folder.
-    """
+    """Build the runner named by ``runner_type`` (default: mmengine's ``Runner``), without
+    the visualizer's ``name``: mmengine would hand a second run in one process the first run's
+    instance of that name, writing into the first run's folder."""
     out_file = cfg.pop('out_file', None)
     if isinstance(cfg.get('visualizer'), dict):
         cfg.visualizer.pop('name', None)
     init_cpu_distributed(cfg)
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     if out_file:
         from mmengine.evaluator import DumpResults
         if not out_file.endswith(('.pkl', '.pickle')):
@@ -404,9 +364,8 @@ def offline_message(cfg, exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def explain_download_errors(cfg):
-    """Turn a failed download of pretrained weights (a bare ``URLError`` from mmengine /
-    torch.hub, or a Hugging Face hub error) into an error that names the weights and the
-    fixes (:func:`offline_message`)."""
+    """Turn a failed download of pretrained weights (``URLError``, a Hugging Face hub error,
+    ...) into a :class:`UsageError` naming the weights and the fixes (:func:`offline_message`)."""
     try:
         yield
     except Exception as e:  # noqa: BLE001 - re-raised unless it is a download failure

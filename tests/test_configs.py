@@ -69,7 +69,7 @@ def test_configs_found():
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
 def test_config_builds(path, cnmc_root, tmp_path):
-    from mmbloodcell.apis.runner import set_data_root
+    from mmbloodcell.apis.tool_config import set_data_root
     cfg = Config.fromfile(path)
     old_root = cfg.data_root
     new_root = cnmc_root if cfg.default_scope == 'mmpretrain' else str(tmp_path / 'bccd')

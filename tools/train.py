@@ -14,9 +14,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmbloodcell.apis.runner import (UsageError, build_runner,  # noqa: E402
-                                     explain_download_errors,
-                                     merge_train_args, shutdown_distributed)
+from mmbloodcell.apis.tool_config import (UsageError, build_runner,  # noqa: E402
+                                          explain_download_errors, merge_train_args,
+                                          shutdown_distributed)
 from mmbloodcell.datasets import BCCDDataError, CNMCDataError  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 

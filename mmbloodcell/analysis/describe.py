@@ -16,7 +16,7 @@ _DET_FAMILIES = {'SparseRCNN': 'Sparse R-CNN', 'YOLOV3': 'YOLOv3', 'FasterRCNN':
 # binary losses of mmbloodcell.models.losses (and mmpretrain's) -> the loss study's names
 _CLS_LOSSES = {
     'FocalHingeLoss': 'FHL', 'HingeLoss': 'Hinge', 'BinaryFocalLoss': 'Focal',
-    'FocalLoss': 'Focal', 'BalancedBCELoss': 'Balanced BCE', 'CrossEntropyLoss': 'CE',
+    'FocalLoss': 'Focal', 'CrossEntropyLoss': 'CE',
     'LabelSmoothLoss': 'Label smoothing',
 }
 

@@ -90,7 +90,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
 
     from mmbloodcell.apis.inference import run_classification, run_detection
-    from mmbloodcell.apis.runner import UsageError
+    from mmbloodcell.apis.tool_config import UsageError
 
     try:
         if args.data_root:

@@ -34,7 +34,7 @@ from mmpretrain.apis import ImageClassificationInferencer
 
 import mmbloodcell  # noqa: F401  (registers the modules, allows safe checkpoint loading)
 from mmbloodcell.apis.gradcam import GradCAM, cam_to_image, overlay_cam
-from mmbloodcell.apis.runner import dicts_with_key, merge_cfg_options
+from mmbloodcell.apis.tool_config import dicts_with_key, merge_cfg_options
 from mmbloodcell.datasets.cnmc import CNMC_CLASSES, CNMCDataError, parse_cnmc_name
 from mmbloodcell.datasets.image_checks import check_image_file
 from mmbloodcell.datasets.transforms.cell import cell_image_warnings

@@ -30,7 +30,7 @@ import mmbloodcell  # noqa: F401
 from mmbloodcell.apis.cli import main
 from mmbloodcell.apis.gradcam import cam_to_image, grad_cam
 from mmbloodcell.apis.inference import CellClassifier, output_stems
-from mmbloodcell.apis.runner import build_runner, set_data_root
+from mmbloodcell.apis.tool_config import build_runner, set_data_root
 from mmbloodcell.registry import CLS_MODELS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -569,7 +569,7 @@ _INFER_THEN_TRAIN = """
 import json, sys
 from mmengine.config import Config
 from mmbloodcell.apis.inference import run_detection
-from mmbloodcell.apis.runner import build_runner
+from mmbloodcell.apis.tool_config import build_runner
 config, ckpt, image, out, work_dir = sys.argv[1:]
 run_detection(config, ckpt, [image], out, device='cpu', progress=False)
 cfg = Config.fromfile(config)

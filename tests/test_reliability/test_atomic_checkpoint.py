@@ -17,7 +17,7 @@ from mmengine.fileio import LocalBackend, get_file_backend
 from mmengine.runner import Runner
 
 import mmbloodcell  # noqa: F401  (registers the backend)
-from mmbloodcell.apis.runner import find_resume_checkpoint
+from mmbloodcell.apis.tool_config import find_resume_checkpoint
 from mmbloodcell.utils import AtomicLocalBackend, atomic_write_bytes
 from reliability_utils import REPO, cnmc_config, make_cnmc_data, tool_env
 

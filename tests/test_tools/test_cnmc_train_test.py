@@ -21,7 +21,7 @@ from mmengine.runner.checkpoint import load_checkpoint
 from script_loader import load_script
 from cnmc_release import make_synthetic_cnmc, write_stain_reference
 import mmbloodcell  # noqa: F401
-from mmbloodcell.apis.runner import set_data_root
+from mmbloodcell.apis.tool_config import set_data_root
 from mmbloodcell.datasets import CNMCDataset
 from mmbloodcell.evaluation.metrics import BinaryClassificationMetric
 from mmbloodcell.registry import CLS_MODELS

@@ -8,8 +8,8 @@ import torch
 from mmengine.config import Config
 
 from script_loader import load_script
-from mmbloodcell.apis.runner import (UsageError, merge_test_args, merge_train_args,
-                                     offline_message, remote_weights, set_data_root)
+from mmbloodcell.apis.tool_config import (UsageError, merge_test_args, merge_train_args,
+                                          offline_message, remote_weights, set_data_root)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = osp.join(REPO, 'configs')
@@ -146,7 +146,7 @@ def test_two_trainings_in_one_process_write_their_own_scalars(tmp_path):
     the first run's visualizer (and its folder); build_runner lets each run name its own."""
     import glob
 
-    from mmbloodcell.apis.runner import build_runner
+    from mmbloodcell.apis.tool_config import build_runner
     from cnmc_release import make_synthetic_cnmc
     root = str(tmp_path / 'cnmc')
     make_synthetic_cnmc(root, img_size=32, num_folds=1, patients_per_fold=(1, 1),

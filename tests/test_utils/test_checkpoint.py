@@ -8,42 +8,18 @@ import sys
 
 import pytest
 import torch
-import torch.nn as nn
-from mmengine.model import BaseModel
 from mmengine.runner import Runner, load_checkpoint
-from torch.utils.data import Dataset
 
 import mmbloodcell  # noqa: F401
-
-
-class _Toy(BaseModel):
-
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(2, 1)
-
-    def forward(self, inputs, labels=None, mode='tensor'):
-        out = self.fc(inputs).squeeze(-1)
-        if mode == 'loss':
-            return dict(loss=((out - labels)**2).mean())
-        return out
-
-
-class _Data(Dataset):
-
-    def __len__(self):
-        return 8
-
-    def __getitem__(self, i):
-        return dict(inputs=torch.tensor([float(i), 1.]), labels=torch.tensor(float(i) / 8))
+from toy_runner import ToyData, ToyModel
 
 
 def _runner(work_dir, max_epochs, **kwargs):
     return Runner(
-        model=_Toy(),
+        model=ToyModel(),
         work_dir=work_dir,
         train_dataloader=dict(
-            dataset=_Data(), sampler=dict(type='DefaultSampler', shuffle=True, seed=0),
+            dataset=ToyData(1 / 8), sampler=dict(type='DefaultSampler', shuffle=True, seed=0),
             batch_size=4, collate_fn=dict(type='default_collate')),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
@@ -75,7 +51,7 @@ def test_checkpoint_round_trip_and_resume(tmp_path):
     assert state['meta']['epoch'] == 1
     assert 'train/loss' in state['message_hub']['log_scalars']
     # mmengine's loader (used by tools/test.py through load_from)
-    model = _Toy()
+    model = ToyModel()
     load_checkpoint(model, ckpt, map_location='cpu')
     assert torch.equal(model.fc.weight, runner.model.fc.weight.detach())
     # and resuming (tools/train.py --resume) continues from epoch 1 to 2
@@ -91,7 +67,7 @@ def test_arbitrary_class_still_refused(tmp_path):
     with pytest.raises(pickle.UnpicklingError, match='Weights only load failed'):
         torch.load(path, map_location='cpu')
     with pytest.raises(pickle.UnpicklingError):
-        load_checkpoint(_Toy(), path, map_location='cpu')
+        load_checkpoint(ToyModel(), path, map_location='cpu')
 
 
 def test_getattr_limited_to_history_buffer(tmp_path):

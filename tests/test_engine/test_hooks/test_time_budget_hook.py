@@ -1,41 +1,16 @@
 import os.path as osp
 
 import pytest
-import torch
-import torch.nn as nn
-from mmengine.model import BaseModel
 from mmengine.runner import Runner
-from torch.utils.data import Dataset
 
+from toy_runner import ToyData, ToyModel
 from mmbloodcell.engine.hooks import TimeBudgetHook
-
-
-class _Toy(BaseModel):
-
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(2, 1)
-
-    def forward(self, inputs, labels=None, mode='tensor'):
-        out = self.fc(inputs).squeeze(-1)
-        if mode == 'loss':
-            return dict(loss=((out - labels)**2).mean())
-        return out
-
-
-class _Data(Dataset):
-
-    def __len__(self):
-        return 8
-
-    def __getitem__(self, i):
-        return dict(inputs=torch.tensor([float(i), 1.]), labels=torch.tensor(float(i)))
 
 
 def _train(tmp_path, budget_s, model=None, batch_size=4, max_epochs=5, hooks=()):
     runner = Runner(
-        model=model or _Toy(), work_dir=str(tmp_path),
-        train_dataloader=dict(dataset=_Data(), sampler=dict(type='DefaultSampler'),
+        model=model or ToyModel(), work_dir=str(tmp_path),
+        train_dataloader=dict(dataset=ToyData(), sampler=dict(type='DefaultSampler'),
                               batch_size=batch_size, collate_fn=dict(type='default_collate')),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.001)),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
@@ -74,8 +49,8 @@ def test_lr_factor_shape():
 
 def test_cosine_schedule_drives_the_optimizer(tmp_path):
     runner = Runner(
-        model=_Toy(), work_dir=str(tmp_path),
-        train_dataloader=dict(dataset=_Data(), sampler=dict(type='DefaultSampler'),
+        model=ToyModel(), work_dir=str(tmp_path),
+        train_dataloader=dict(dataset=ToyData(), sampler=dict(type='DefaultSampler'),
                               batch_size=4, collate_fn=dict(type='default_collate')),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.5)),
         train_cfg=dict(by_epoch=True, max_epochs=2),
@@ -108,7 +83,7 @@ def test_budget_eta_arithmetic():
     assert hook.budget_eta(99, 7, 20) == pytest.approx(7 * 1.0)
 
 
-class _Slow(_Toy):
+class _Slow(ToyModel):
 
     def forward(self, inputs, labels=None, mode='tensor'):
         import time

@@ -41,6 +41,15 @@ def _log_dirs(work_dir):
     return sorted(d for d in glob.glob(osp.join(work_dir, '2*')) if osp.isdir(d))
 
 
+def _train_then_test(cfg_path, work_dir, preds):
+    """tools/train.py for 2 epochs, then tools/test.py --out PREDS on epoch_2.pth."""
+    with _ScopeGuard():
+        tool('train.py').main([cfg_path, '--work-dir', work_dir])
+        ckpt = osp.join(work_dir, 'epoch_2.pth')
+        assert osp.isfile(ckpt), os.listdir(work_dir)
+        return tool('test.py').main([cfg_path, ckpt, '--work-dir', work_dir, '--out', preds])
+
+
 @pytest.fixture(scope='session')
 def det_run(bccd_mini, tmp_path_factory):
     from mmengine.config import Config
@@ -59,11 +68,7 @@ def det_run(bccd_mini, tmp_path_factory):
     cfg_path = str(base / 'fcos_r18_bccd_small.py')
     cfg.dump(cfg_path)
     preds = osp.join(work_dir, 'preds.pkl')
-    with _ScopeGuard():
-        tool('train.py').main([cfg_path, '--work-dir', work_dir])
-        ckpt = osp.join(work_dir, 'epoch_2.pth')
-        assert osp.isfile(ckpt), os.listdir(work_dir)
-        metrics = tool('test.py').main([cfg_path, ckpt, '--work-dir', work_dir, '--out', preds])
+    metrics = _train_then_test(cfg_path, work_dir, preds)
     train_log, test_log = _log_dirs(work_dir)
     return dict(work_dir=work_dir, cfg=cfg_path, preds=preds, metrics=metrics,
                 train_log=train_log, test_log=test_log, ann_file=bccd_mini['test'],
@@ -93,11 +98,7 @@ def cls_run(tmp_path_factory):
     cfg.dump(cfg_path)
     work_dir = str(base / 'simplenet_work')
     preds = osp.join(work_dir, 'preds.pkl')
-    with _ScopeGuard():
-        tool('train.py').main([cfg_path, '--work-dir', work_dir])
-        ckpt = osp.join(work_dir, 'epoch_2.pth')
-        assert osp.isfile(ckpt), os.listdir(work_dir)
-        metrics = tool('test.py').main([cfg_path, ckpt, '--work-dir', work_dir, '--out', preds])
+    metrics = _train_then_test(cfg_path, work_dir, preds)
     train_log, test_log = _log_dirs(work_dir)
     return dict(work_dir=work_dir, cfg=cfg_path, preds=preds, metrics=metrics,
                 train_log=train_log, test_log=test_log, name='simplenet_bce_cnmc_small')

@@ -103,6 +103,11 @@ def smoke_options(cfg, task: str, size: int = 64, images: int = 4) -> Dict[str, 
         options[f'{split}.batch_size'] = 2 if split == 'train_dataloader' else 1
         options[f'{split}.num_workers'] = 0
         options[f'{split}.persistent_workers'] = False
+        subsample = (cfg.get(split) or {}).get('dataset', {}).get('class_subsample')
+        if subsample:  # a few cells per class, train and val still disjoint
+            options[f'{path}.class_subsample.num_per_class'] = 2 if n == images else 1
+            if subsample.get('offset'):
+                options[f'{path}.class_subsample.offset'] = 2
         if task == 'classification':
             for i, t in enumerate(pipeline):
                 if isinstance(t, dict) and t.get('type') == 'Resize':
@@ -201,6 +206,8 @@ def _commands(step: dict, cfg, checkpoint: str, member_ckpts: List[str], resume:
     options.update(spec.get('cfg_options') or {})
     if load_from:
         options['load_from'] = load_from
+    if resume and smoke:  # one more epoch than the resumed run's
+        options['train_cfg.max_epochs'] = 2
     extra = ['--data-root', data_root] if data_root else []
     train = None
     if not spec.get('test_only'):

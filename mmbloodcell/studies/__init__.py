@@ -25,7 +25,7 @@ import os.path as osp
 from typing import Dict, List, Optional
 
 __all__ = ['STUDY_DIR', 'load_studies', 'load_study', 'find_table', 'CHECKS', 'config_value',
-           'check_config', 'row_checks']
+           'check_config', 'row_checks', 'protocols_markdown']
 
 STUDY_DIR = osp.dirname(osp.abspath(__file__))
 
@@ -209,3 +209,44 @@ def row_checks(study: dict, row: dict) -> Dict[str, object]:
     for name in row.get('skip_checks', []):
         checks.pop(name, None)
     return checks
+
+
+def _cell(text) -> str:
+    return ' '.join(str(text if text is not None else '').split()).replace('|', '\\|')
+
+
+def protocols_markdown() -> str:
+    """``docs/paper_protocols.md``: per study, every element of its method with what the paper
+    says, what the configs do and why they differ, then its tables' rows and configs."""
+    lines = ['# The studies and their protocols', '',
+             'Generated from `mmbloodcell/studies/*.yaml` (the data the config checks of '
+             '`tests/test_studies` read): `python -c "from mmbloodcell.studies import '
+             'protocols_markdown as p; print(p(), end=\'\')" > docs/paper_protocols.md`. '
+             '"silent" means the paper does not say: the choice is ours and stated. '
+             'Re-run a table with `mmbloodcell reproduce TABLE` (README, "Reproducing the '
+             'studies").', '']
+    for study in load_studies().values():
+        paper = study.get('paper', {})
+        lines += [f"## {study['title']}", '',
+                  f"Paper: `../shared/papers/{paper.get('file')}` ({paper.get('authors')}; "
+                  f"{paper.get('language')}). Study id `{study['id']}`.", '',
+                  '| Element | The paper says | The configs do | Why they differ |',
+                  '| --- | --- | --- | --- |']
+        for e in study.get('method', []):
+            lines.append(f"| {_cell(e['element'])} | {_cell(e.get('paper'))} | "
+                         f"{_cell(e.get('ours'))} | {_cell(e.get('why'))} |")
+        for table_id, table in study.get('tables', {}).items():
+            names = ', '.join(f"{c['name']} (`{c['key']}`)" for c in table['columns'])
+            lines += ['', f"### `{table_id}`: {table['title']}", '',
+                      f"Test split: {table.get('split')}. Columns: {names}.", '']
+            if table.get('notes'):
+                lines += [_cell(table['notes']), '']
+            lines += ['| Row | Config | Paper |', '| --- | --- | --- |']
+            for row in table['rows']:
+                where = f"`{row['config']}`" if row.get('config') else _cell(
+                    row.get('reason') or row.get('kind'))
+                paper_values = ', '.join(f'{k} {v}' for k, v in (row.get('paper') or {}).items())
+                lines.append(f"| {_cell(row.get('label', row['id']))} | {where} | "
+                             f"{paper_values or '-'} |")
+        lines.append('')
+    return '\n'.join(lines)

@@ -23,6 +23,10 @@ data_root = 'data/C-NMC_Leukemia/'
 # Reinhard / Macenko statistics of the training cells for the stain-norm configs, written by
 #   python tools/analysis/cnmc_stain_reference.py data/C-NMC_Leukemia
 stain_reference = data_root + 'stain_reference.json'
+# training-set mean/std (RGB, after CropToCell + Resize) for
+#   data_preprocessor = dict(type='StatsFileClsDataPreprocessor', stats_file=mean_std_file),
+# written by python tools/analysis/cnmc_mean_std.py data/C-NMC_Leukemia
+mean_std_file = data_root + 'mean_std.json'
 img_size = 224
 patient_split_ratio = 0.8
 patient_split_seed = 0

@@ -50,6 +50,11 @@ DEFAULT_SUBDIRS = dict(
     final_csv=None,
 )
 
+#: Where a labels CSV of the final test (``labels_csv`` format) goes when one is at hand:
+#: ``CNMCDataset(split='final_test', subdirs=dict(final_csv=FINAL_LABELS_CSV),
+#: labels_optional=True)`` scores the final set when the file exists and predicts otherwise.
+FINAL_LABELS_CSV = 'testing_data/C-NMC_test_final_phase_data_labels.csv'
+
 CSV_HEADER = ('Patient_ID', 'new_names', 'labels')
 
 #: Training-set file names; case is free, as the release also spells ``UID_h3_1_1_hem.bmp``.
@@ -102,7 +107,11 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
     ``training_data/fold_<k>/{all,hem}`` for ``folds`` (labels from the class folder, which
     must agree with the name); ``'prelim_test'`` the numbered images labelled by their CSV;
     ``'final_test'`` the numbered images, unlabelled (no ``gt_label``; for prediction, e.g.
-    ``DumpResults``) unless ``subdirs['final_csv']`` names a labels CSV.
+    ``DumpResults``) unless ``subdirs['final_csv']`` names a labels CSV. With
+    ``labels_optional=True`` that CSV may be missing: the final set is labelled when the file
+    exists and unlabelled otherwise (one info log names the file), so that one config scores
+    the final set where its labels are at hand (:data:`FINAL_LABELS_CSV`) and writes the
+    challenge's submission file (``BinaryClassificationMetric(submission_file=...)``) where not.
 
     Sample infos hold ``img_path``, ``gt_label``, ``patient_id`` ('1', 'H6'; None when
     unknown), ``image_id``, ``cell_id``, ``fold`` (-1 outside the training folds) and
@@ -138,6 +147,9 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         on_error (str): 'raise' or 'skip'. Defaults to 'raise'.
         check_images (bool): Check that every file is a complete image (BMP: header only).
         max_image_size (int, optional): With ``check_images``, the largest width or height.
+        labels_optional (bool): For ``split='final_test'``: a missing
+            ``subdirs['final_csv']`` reads the set unlabelled instead of raising. Defaults to
+            False (the prelim CSV, part of the release, is always required).
         check_cells (bool): Decode every image at start-up and warn about what makes it unlike
             C-NMC's cells (:func:`~mmbloodcell.datasets.transforms.cell.cell_image_warnings`);
             the samples are kept, the findings are in :attr:`cell_warnings` (path -> list).
@@ -161,6 +173,7 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
                  max_image_size: Optional[int] = None,
                  check_cells: bool = False,
                  img_suffix: str = '.bmp',
+                 labels_optional: bool = False,
                  **kwargs):
         if split not in self.SPLITS:
             raise ValueError(f'CNMCDataset: split={split!r}, expected one of {self.SPLITS}')
@@ -183,6 +196,7 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         self.max_image_size = max_image_size
         self.check_cells = check_cells
         self.img_suffix = img_suffix
+        self.labels_optional = bool(labels_optional)
         self.skipped: Dict[str, List[str]] = defaultdict(list)
         self.cell_warnings: Dict[str, List[str]] = {}
         self.duplicate_groups: Dict[str, str] = {}
@@ -204,7 +218,8 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         else:
             key = self.split.replace('_test', '')
             data_list = self._load_numbered(self.subdirs[key], self.subdirs[key + '_csv'],
-                                            csv_required=key == 'prelim')
+                                            csv_required=key == 'prelim',
+                                            csv_optional=key == 'final' and self.labels_optional)
         if self.patient_split is not None:
             data_list = self._apply_patient_split(data_list)
         if self.check_images:
@@ -276,7 +291,7 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         return data_list
 
     def _load_numbered(self, img_subdir: str, csv_subdir: Optional[str],
-                       csv_required: bool) -> List[dict]:
+                       csv_required: bool, csv_optional: bool = False) -> List[dict]:
         root = self.data_root
         img_dir = osp.join(root, img_subdir)
         if not osp.isdir(img_dir):
@@ -286,10 +301,17 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
                 f'subdirs')
         if csv_subdir:
             csv_path = osp.join(root, csv_subdir)
-            if not osp.isfile(csv_path):
-                raise CNMCDataError(f'C-NMC {self.split} labels {csv_path!r} not found: expected '
-                                    f'a CSV with header {",".join(CSV_HEADER)}; check subdirs')
-            return self._load_csv(csv_path, img_dir)
+            if osp.isfile(csv_path):
+                return self._load_csv(csv_path, img_dir)
+            if not csv_optional:
+                raise CNMCDataError(
+                    f'C-NMC {self.split} labels {csv_path!r} not found: expected a CSV with '
+                    f'header {",".join(CSV_HEADER)}; check subdirs'
+                    + (' or set labels_optional=True to read the set unlabelled when the file '
+                       'is missing' if self.split == 'final_test' else ''))
+            MMLogger.get_current_instance().info(
+                f'CNMCDataset({self.split}): labels CSV {csv_path} not found; the set is read '
+                f'unlabelled (labels_optional=True): predictions only, no scores')
         if csv_required:
             raise CNMCDataError(f'C-NMC {self.split} needs a labels CSV (subdirs)')
         data_list = []

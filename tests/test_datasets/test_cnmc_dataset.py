@@ -1,5 +1,6 @@
 """CNMCDataset: official layout, patient-wise splits and every bad-input case."""
 import glob
+import logging
 import os
 import os.path as osp
 import shutil
@@ -8,6 +9,7 @@ import mmcv
 import numpy as np
 import pytest
 import torch
+from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 
 from cnmc_release import make_synthetic_cnmc
@@ -125,6 +127,44 @@ def test_final_test_is_unlabelled(cnmc_root):
     labelled = _ds(data_root=cnmc_root, split='final_test',
                            subdirs=dict(final_csv=FINAL + '_labels.csv'))
     assert len(labelled) == 6 and set(labelled.get_gt_labels().tolist()) == {0, 1}
+
+
+def test_final_labels_optional(cnmc_copy):
+    from mmbloodcell.datasets.cnmc import FINAL_LABELS_CSV
+    assert FINAL_LABELS_CSV == FINAL + '_labels.csv'
+    kwargs = dict(data_root=cnmc_copy, split='final_test',
+                  subdirs=dict(final_csv=FINAL_LABELS_CSV), labels_optional=True)
+    labelled = _ds(**kwargs)
+    infos = _infos(labelled)
+    assert len(labelled) == 6 and set(labelled.get_gt_labels().tolist()) == {0, 1}
+    assert [d['number'] for d in infos] == list(range(1, 7))
+    assert all(d['patient_id'] is not None for d in infos)
+    os.remove(osp.join(cnmc_copy, FINAL_LABELS_CSV))
+    # without labels_optional a missing CSV is an error that names the option
+    with pytest.raises(CNMCDataError, match='set labels_optional=True'):
+        _ds(**{**kwargs, 'labels_optional': False})
+    logger = MMLogger.get_current_instance()
+    messages = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    keep = Keep(level=logging.INFO)
+    logger.addHandler(keep)
+    try:
+        unlabelled = _ds(**kwargs)
+    finally:
+        logger.removeHandler(keep)
+    infos = _infos(unlabelled)
+    assert len(unlabelled) == 6 and all('gt_label' not in d for d in infos)
+    assert [d['number'] for d in infos] == list(range(1, 7))
+    found = [m for m in messages if FINAL_LABELS_CSV in m]
+    assert len(found) == 1 and 'unlabelled' in found[0]
+    # the prelim CSV stays required
+    os.remove(osp.join(cnmc_copy, PRELIM_CSV))
+    with pytest.raises(CNMCDataError, match='not found'):
+        _ds(data_root=cnmc_copy, split='prelim_test', labels_optional=True)
 
 
 # ---------------------------------------------------------------- patient-wise split

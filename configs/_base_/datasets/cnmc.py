@@ -12,8 +12,8 @@
 # patient on both sides, stratified by class, seed 0); test = the labelled preliminary test.
 # For predictions on the unlabelled final test use
 #   test_dataloader.dataset.split=final_test test_evaluator=[] and tools/test.py --out preds.pkl
-# or, for the CodaLab submission file (isbi_valid.predict and submission.zip beside the
-# metrics JSON) and scores where the final labels are at hand:
+# or, for the CodaLab submission file (isbi_valid.predict beside the metrics JSON; zip it
+# with tools/analysis/cnmc_submission_zip.py) and scores where the final labels are at hand:
 #   test_dataloader.dataset.split=final_test test_dataloader.dataset.labels_optional=True
 #   test_dataloader.dataset.subdirs.final_csv=testing_data/C-NMC_test_final_phase_data_labels.csv
 #   test_evaluator.submission_file=isbi_valid.predict

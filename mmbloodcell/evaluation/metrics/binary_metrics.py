@@ -1,13 +1,11 @@
 # Copyright (c) mmbloodcell contributors. All rights reserved.
 """Binary classification metrics of the C-NMC 2019 challenge (``hem`` = 0 vs ``all`` = 1)."""
-import io
 import json
 import math
 import os
 import os.path as osp
 import re
 import warnings
-import zipfile
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
 
@@ -188,9 +186,11 @@ class BinaryClassificationMetric(BaseMetric):
     CodaLab submission: a text file with one line per test image, in the order of the numbered
     file names (``1.bmp``, ``2.bmp``, ...: the sample's ``number``, else the digits of its
     ``file_name`` / ``img_path``; list ``number`` in ``PackInputs(meta_keys=...)``), ``1`` for
-    ``all`` and ``0`` for ``hem``, and ``submission.zip`` holding it as ``isbi_valid.predict``,
-    both beside the metrics JSON (a relative ``submission_file`` is relative to its folder;
-    without ``out_file`` and a Runner log dir, the current directory). The numbers must be
+    ``all`` and ``0`` for ``hem``, beside the metrics JSON (a relative ``submission_file`` is
+    relative to its folder; without ``out_file`` and a Runner log dir, the current
+    directory); ``python tools/analysis/cnmc_submission_zip.py FILE`` packs it into the
+    ``submission.zip`` CodaLab takes (the package itself writes no archive: see
+    ``tests/test_light_import.py``). The numbers must be
     ``1 .. N``, each once. Unlabelled samples (the official final test) are then accepted:
     the metric returns only ``num_samples``, ``num_predicted_all`` and ``num_predicted_hem``
     (labelled and unlabelled samples together raise).
@@ -202,7 +202,7 @@ class BinaryClassificationMetric(BaseMetric):
         out_file (str, optional): Where to write the JSON. Defaults to None (the log dir).
         write_json (bool): Write the JSON file at all. Defaults to True.
         submission_file (str, optional): Also write the challenge's submission file under
-            this name, and its ``submission.zip``. Defaults to None.
+            this name. Defaults to None.
         collect_device (str), prefix (str, optional): As ``BaseMetric``; prefix ``'binary'``.
     """
 
@@ -395,7 +395,7 @@ class BinaryClassificationMetric(BaseMetric):
         return osp.join(folder, self.submission_file)
 
     def _write_submission(self, results: List[dict], path: str) -> None:
-        """The CodaLab file (one 0 / 1 line per image, by number) and its ``submission.zip``."""
+        """The CodaLab file: one ``0`` / ``1`` line per image, by number."""
         by_number = {}
         for r in results:
             if r['number'] in by_number:
@@ -414,15 +414,12 @@ class BinaryClassificationMetric(BaseMetric):
                 f'{self.submission_file}')
         text = ''.join(f'{by_number[i]}\n' for i in range(1, n + 1))
         atomic_write_bytes(text.encode(), path)
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, 'w', zipfile.ZIP_DEFLATED) as z:
-            z.writestr('isbi_valid.predict', text)
-        zip_path = osp.join(osp.dirname(path), 'submission.zip')
-        atomic_write_bytes(buf.getvalue(), zip_path)
         n_all = sum(by_number.values())
+        zip_path = osp.join(osp.dirname(path), 'submission.zip')
         MMLogger.get_current_instance().info(
             f'BinaryClassificationMetric: wrote the C-NMC submission {path} ({n} lines: '
-            f'{n_all} all, {n - n_all} hem) and {zip_path} (upload this one)')
+            f'{n_all} all, {n - n_all} hem); pack it for CodaLab with: python '
+            f'tools/analysis/cnmc_submission_zip.py {path} (writes {zip_path})')
 
 
 def _first_numbers(numbers: List[int], num: int = 5) -> str:

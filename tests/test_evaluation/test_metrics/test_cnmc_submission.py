@@ -1,5 +1,6 @@
 """The C-NMC final test end to end: CNMCDataset(labels_optional) -> the configs' PackInputs ->
-BinaryClassificationMetric(submission_file): scored when labelled, the submission either way."""
+BinaryClassificationMetric(submission_file): scored when labelled, the submission either way,
+packed by tools/analysis/cnmc_submission_zip.py."""
 import os
 import os.path as osp
 import zipfile
@@ -14,6 +15,9 @@ import mmbloodcell  # noqa: F401
 from cnmc_release import make_synthetic_cnmc
 from mmbloodcell.datasets import CNMCDataset
 from mmbloodcell.datasets.cnmc import FINAL_LABELS_CSV
+from script_loader import load_script
+
+ZIP_TOOL = load_script('tools/analysis/cnmc_submission_zip.py')
 
 CONFIG = osp.join(osp.dirname(__file__), '..', '..', '..', 'configs', '_base_', 'datasets',
                   'cnmc.py')
@@ -54,7 +58,11 @@ def _predict(root, tmp_path):
     folder = osp.dirname(out)
     with open(osp.join(folder, 'isbi_valid.predict')) as f:
         lines = f.read().splitlines()
-    with zipfile.ZipFile(osp.join(folder, 'submission.zip')) as z:
+    assert not osp.exists(osp.join(folder, 'submission.zip'))
+    zip_path = ZIP_TOOL.main([osp.join(folder, 'isbi_valid.predict')])
+    assert zip_path == osp.join(folder, 'submission.zip')
+    with zipfile.ZipFile(zip_path) as z:
+        assert z.namelist() == ['isbi_valid.predict']
         zipped = z.read('isbi_valid.predict').decode().splitlines()
     return metrics, lines, zipped, [ds.get_data_info(i)['number'] for i in range(len(ds))]
 
@@ -74,3 +82,21 @@ def test_unlabelled_final_set_gives_counts_and_the_submission(root, tmp_path):
     assert lines == zipped == [str(n % 2) for n in range(1, 13)]
     assert metrics == {'binary/num_samples': 12.0, 'binary/num_predicted_all': 6.0,
                        'binary/num_predicted_hem': 6.0}
+
+
+def test_zip_tool_checks_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match='test_evaluator.submission_file'):
+        ZIP_TOOL.main([str(tmp_path / 'none.predict')])
+    bad = tmp_path / 'bad.predict'
+    bad.write_text('1\n0\nall\n')
+    with pytest.raises(ValueError, match="line 3: 'all' is not 0"):
+        ZIP_TOOL.main([str(bad)])
+    (tmp_path / 'empty.predict').write_text('')
+    with pytest.raises(ValueError, match='empty'):
+        ZIP_TOOL.main([str(tmp_path / 'empty.predict')])
+    good = tmp_path / 'mine.predict'
+    good.write_text('1\n0\n')
+    out = ZIP_TOOL.main([str(good), '--out', str(tmp_path / 'z' / 'up.zip')])
+    with zipfile.ZipFile(out) as z:
+        assert z.namelist() == ['isbi_valid.predict']
+        assert z.read('isbi_valid.predict') == b'1\n0\n'

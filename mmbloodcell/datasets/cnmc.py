@@ -50,6 +50,11 @@ DEFAULT_SUBDIRS = dict(
     final_csv=None,
 )
 
+#: Where a labels CSV of the final test (``labels_csv`` format) goes when one is at hand:
+#: ``CNMCDataset(split='final_test', subdirs=dict(final_csv=FINAL_LABELS_CSV),
+#: labels_optional=True)`` scores the final set when the file exists and predicts otherwise.
+FINAL_LABELS_CSV = 'testing_data/C-NMC_test_final_phase_data_labels.csv'
+
 CSV_HEADER = ('Patient_ID', 'new_names', 'labels')
 
 #: Training-set file names; case is free, as the release also spells ``UID_h3_1_1_hem.bmp``.
@@ -102,7 +107,11 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
     ``training_data/fold_<k>/{all,hem}`` for ``folds`` (labels from the class folder, which
     must agree with the name); ``'prelim_test'`` the numbered images labelled by their CSV;
     ``'final_test'`` the numbered images, unlabelled (no ``gt_label``; for prediction, e.g.
-    ``DumpResults``) unless ``subdirs['final_csv']`` names a labels CSV.
+    ``DumpResults``) unless ``subdirs['final_csv']`` names a labels CSV. With
+    ``labels_optional=True`` that CSV may be missing: the final set is labelled when the file
+    exists and unlabelled otherwise (one info log names the file), so that one config scores
+    the final set where its labels are at hand (:data:`FINAL_LABELS_CSV`) and writes the
+    challenge's submission file (``BinaryClassificationMetric(submission_file=...)``) where not.
 
     Sample infos hold ``img_path``, ``gt_label``, ``patient_id`` ('1', 'H6'; None when
     unknown), ``image_id``, ``cell_id``, ``fold`` (-1 outside the training folds) and
@@ -111,7 +120,10 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
 
     ``patient_split=dict(ratio=0.8, subset='train', seed=0)`` keeps the cells of ``ratio`` of
     the patients (``subset='train'``) or of the others (``'val'``), drawn per class
-    (:func:`split_patients`): for one seed the subsets are complementary. C-NMC holds
+    (:func:`split_patients`): for one seed the subsets are complementary.
+    ``patient_split=dict(num_folds=5, fold=0, subset='train', seed=0)`` is a patient-wise
+    k-fold stratified by class (:func:`patient_folds`): ``'val'`` keeps the patients of fold
+    ``fold``, ``'train'`` those of the other ``num_folds - 1`` folds. C-NMC holds
     near-identical cells under different patients: ``group_duplicates=True`` finds them at
     start-up (:func:`~mmbloodcell.datasets.duplicates.find_duplicates`, RMS thumbnail distance
     ``<= duplicate_distance``) and keeps the patients they link on one side;
@@ -128,12 +140,16 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         split (str): 'train', 'prelim_test' or 'final_test'. Defaults to 'train'.
         folds (Sequence[int]): Training folds to read. Defaults to (0, 1, 2).
         subdirs (dict, optional): Overrides of :data:`DEFAULT_SUBDIRS`.
-        patient_split (dict, optional): ``ratio`` (0..1), ``subset`` ('train' | 'val'),
+        patient_split (dict, optional): ``ratio`` (0..1, default 0.8) or ``num_folds`` (>= 2)
+            with ``fold`` (in ``[0, num_folds)``, default 0), ``subset`` ('train' | 'val'),
             ``seed`` (0), ``group_duplicates`` (False, True or a pairs CSV) and
             ``duplicate_distance`` (0.02). Defaults to None (all patients).
         on_error (str): 'raise' or 'skip'. Defaults to 'raise'.
         check_images (bool): Check that every file is a complete image (BMP: header only).
         max_image_size (int, optional): With ``check_images``, the largest width or height.
+        labels_optional (bool): For ``split='final_test'``: a missing
+            ``subdirs['final_csv']`` reads the set unlabelled instead of raising. Defaults to
+            False (the prelim CSV, part of the release, is always required).
         check_cells (bool): Decode every image at start-up and warn about what makes it unlike
             C-NMC's cells (:func:`~mmbloodcell.datasets.transforms.cell.cell_image_warnings`);
             the samples are kept, the findings are in :attr:`cell_warnings` (path -> list).
@@ -157,6 +173,7 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
                  max_image_size: Optional[int] = None,
                  check_cells: bool = False,
                  img_suffix: str = '.bmp',
+                 labels_optional: bool = False,
                  **kwargs):
         if split not in self.SPLITS:
             raise ValueError(f'CNMCDataset: split={split!r}, expected one of {self.SPLITS}')
@@ -179,6 +196,7 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         self.max_image_size = max_image_size
         self.check_cells = check_cells
         self.img_suffix = img_suffix
+        self.labels_optional = bool(labels_optional)
         self.skipped: Dict[str, List[str]] = defaultdict(list)
         self.cell_warnings: Dict[str, List[str]] = {}
         self.duplicate_groups: Dict[str, str] = {}
@@ -200,7 +218,8 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         else:
             key = self.split.replace('_test', '')
             data_list = self._load_numbered(self.subdirs[key], self.subdirs[key + '_csv'],
-                                            csv_required=key == 'prelim')
+                                            csv_required=key == 'prelim',
+                                            csv_optional=key == 'final' and self.labels_optional)
         if self.patient_split is not None:
             data_list = self._apply_patient_split(data_list)
         if self.check_images:
@@ -272,7 +291,7 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         return data_list
 
     def _load_numbered(self, img_subdir: str, csv_subdir: Optional[str],
-                       csv_required: bool) -> List[dict]:
+                       csv_required: bool, csv_optional: bool = False) -> List[dict]:
         root = self.data_root
         img_dir = osp.join(root, img_subdir)
         if not osp.isdir(img_dir):
@@ -282,10 +301,17 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
                 f'subdirs')
         if csv_subdir:
             csv_path = osp.join(root, csv_subdir)
-            if not osp.isfile(csv_path):
-                raise CNMCDataError(f'C-NMC {self.split} labels {csv_path!r} not found: expected '
-                                    f'a CSV with header {",".join(CSV_HEADER)}; check subdirs')
-            return self._load_csv(csv_path, img_dir)
+            if osp.isfile(csv_path):
+                return self._load_csv(csv_path, img_dir)
+            if not csv_optional:
+                raise CNMCDataError(
+                    f'C-NMC {self.split} labels {csv_path!r} not found: expected a CSV with '
+                    f'header {",".join(CSV_HEADER)}; check subdirs'
+                    + (' or set labels_optional=True to read the set unlabelled when the file '
+                       'is missing' if self.split == 'final_test' else ''))
+            MMLogger.get_current_instance().info(
+                f'CNMCDataset({self.split}): labels CSV {csv_path} not found; the set is read '
+                f'unlabelled (labels_optional=True): predictions only, no scores')
         if csv_required:
             raise CNMCDataError(f'C-NMC {self.split} needs a labels CSV (subdirs)')
         data_list = []
@@ -380,14 +406,36 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         if cfg is None:
             return None
         cfg = dict(cfg)
-        known = ('ratio', 'subset', 'seed', 'group_duplicates', 'duplicate_distance')
+        known = ('ratio', 'num_folds', 'fold', 'subset', 'seed', 'group_duplicates',
+                 'duplicate_distance')
         unknown = set(cfg) - set(known)
         if unknown:
             raise ValueError(f'patient_split: unknown keys {sorted(unknown)}; use '
                              f'{", ".join(known)}')
-        ratio = cfg.get('ratio', 0.8)
-        if not 0 < ratio < 1:
-            raise ValueError(f'patient_split: ratio={ratio} must be between 0 and 1 (exclusive)')
+        num_folds, fold, ratio = cfg.get('num_folds'), cfg.get('fold'), None
+        if num_folds is not None:
+            if 'ratio' in cfg:
+                raise ValueError(
+                    f'patient_split: ratio={cfg["ratio"]} and num_folds={num_folds} are two '
+                    f'ways to split; give ratio for one train/val split or num_folds and fold '
+                    f'for a k-fold, not both')
+            if isinstance(num_folds, bool) or not isinstance(num_folds, int) or num_folds < 2:
+                raise ValueError(f'patient_split: num_folds={num_folds!r}, expected an integer '
+                                 f'>= 2')
+            fold = 0 if fold is None else fold
+            if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < num_folds:
+                raise ValueError(f'patient_split: fold={fold!r}, expected an integer in '
+                                 f'[0, {num_folds}) (the validation fold of num_folds='
+                                 f'{num_folds})')
+        elif fold is not None:
+            raise ValueError(f'patient_split: fold={fold!r} needs num_folds (e.g. '
+                             f'patient_split=dict(num_folds=5, fold={fold}, subset=...))')
+        else:
+            ratio = cfg.get('ratio', 0.8)
+            if not 0 < ratio < 1:
+                raise ValueError(f'patient_split: ratio={ratio} must be between 0 and 1 '
+                                 f'(exclusive)')
+            ratio = float(ratio)
         subset = cfg.get('subset', 'train')
         if subset not in ('train', 'val'):
             raise ValueError(f"patient_split: subset={subset!r}, expected 'train' or 'val'")
@@ -395,9 +443,13 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         if not isinstance(group, (bool, str)):
             raise ValueError(f'patient_split: group_duplicates={group!r}, expected True, False '
                              f'or the pairs CSV of tools/analysis/cnmc_duplicates.py')
-        return dict(ratio=float(ratio), subset=subset, seed=int(cfg.get('seed', 0)),
-                    group_duplicates=group,
-                    duplicate_distance=float(cfg.get('duplicate_distance', 0.02)))
+        out = dict(ratio=ratio, subset=subset, seed=int(cfg.get('seed', 0)),
+                   group_duplicates=group,
+                   duplicate_distance=float(cfg.get('duplicate_distance', 0.02)))
+        if num_folds is not None:
+            del out['ratio']
+            out.update(num_folds=num_folds, fold=fold)
+        return out
 
     def _apply_patient_split(self, data_list: List[dict]) -> List[dict]:
         if any(d['patient_id'] is None or 'gt_label' not in d for d in data_list):
@@ -407,10 +459,22 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         if self.patient_split['group_duplicates']:
             groups = self._duplicate_patient_groups(data_list)
         self.duplicate_groups = groups or {}
-        train_patients = split_patients(
-            [d['patient_id'] for d in data_list], [d['gt_label'] for d in data_list],
-            self.patient_split['ratio'], self.patient_split['seed'], groups=groups)
-        keep_train = self.patient_split['subset'] == 'train'
+        patients = [d['patient_id'] for d in data_list]
+        labels = [d['gt_label'] for d in data_list]
+        cfg = self.patient_split
+        if 'num_folds' in cfg:
+            folds = patient_folds(patients, labels, cfg['num_folds'], cfg['seed'], groups=groups)
+            train_patients = {p for p, f in folds.items() if f != cfg['fold']}
+            val_labels = {d['gt_label'] for d in data_list if folds[d['patient_id']] == cfg['fold']}
+            if len(val_labels) < len(set(labels)):
+                MMLogger.get_current_instance().warning(
+                    f'CNMCDataset({self.split}): validation fold {cfg["fold"]} of '
+                    f'{cfg["num_folds"]} holds class(es) {sorted(val_labels)} only: a class '
+                    f'has fewer patients than folds; lower patient_split.num_folds')
+        else:
+            train_patients = split_patients(patients, labels, cfg['ratio'], cfg['seed'],
+                                            groups=groups)
+        keep_train = cfg['subset'] == 'train'
         return [d for d in data_list if (d['patient_id'] in train_patients) == keep_train]
 
     def _duplicate_patient_groups(self, data_list: List[dict]) -> Dict[str, str]:
@@ -506,6 +570,26 @@ def _patient_sort_key(pid: str) -> Tuple[int, int, str]:
     return (pid.startswith('H'), int(digits) if digits.isdigit() else -1, pid)
 
 
+def _units_by_class(patients: Sequence[str], labels: Sequence[int],
+                    groups: Optional[Dict[str, str]]) -> Tuple[Dict[int, list], Dict[str, set]]:
+    """The units of a patient split (patients, or the groups of ``groups``) per class, each
+    unit under the class most of its cells have (ties: the smaller label), and their
+    patients: ``(label -> [unit], unit -> {patient})``."""
+    groups = groups or {}
+    votes = defaultdict(Counter)
+    members_of = defaultdict(set)
+    for pid, label in zip(patients, labels):
+        unit = groups.get(pid, pid)
+        votes[unit][int(label)] += 1
+        members_of[unit].add(pid)
+    by_class = defaultdict(list)
+    for unit, counter in votes.items():
+        # most common class; ties go to the smaller label so the result is order-free
+        label = min(counter, key=lambda c: (-counter[c], c))
+        by_class[label].append(unit)
+    return by_class, members_of
+
+
 def split_patients(patients: Sequence[str],
                    labels: Sequence[int],
                    ratio: float = 0.8,
@@ -520,18 +604,7 @@ def split_patients(patients: Sequence[str],
     ``round(ratio * n)`` train, clamped to ``[1, n - 1]`` when ``n >= 2`` so that both sides
     get every class with two units or more; a class's only unit trains.
     """
-    groups = groups or {}
-    votes = defaultdict(Counter)
-    members_of = defaultdict(set)
-    for pid, label in zip(patients, labels):
-        unit = groups.get(pid, pid)
-        votes[unit][int(label)] += 1
-        members_of[unit].add(pid)
-    by_class = defaultdict(list)
-    for unit, counter in votes.items():
-        # most common class; ties go to the smaller label so the result is order-free
-        label = min(counter, key=lambda c: (-counter[c], c))
-        by_class[label].append(unit)
+    by_class, members_of = _units_by_class(patients, labels, groups)
     rng = np.random.default_rng(seed)
     train = set()
     for label in sorted(by_class):
@@ -543,6 +616,49 @@ def split_patients(patients: Sequence[str],
         for i in order[:k]:
             train.update(members_of[units[i]])
     return train
+
+
+def patient_folds(patients: Sequence[str],
+                  labels: Sequence[int],
+                  num_folds: int = 5,
+                  seed: int = 0,
+                  groups: Optional[Dict[str, str]] = None) -> Dict[str, int]:
+    """The fold in ``[0, num_folds)`` of every patient of a patient-wise stratified k-fold.
+
+    ``patients``, ``labels`` and ``groups`` are as in :func:`split_patients`: the units are the
+    patients or the groups of ``groups``, each under its majority class, and all patients of a
+    unit share its fold. Per class (in label order) the sorted units are shuffled with
+    ``seed`` and dealt round-robin into the folds, the deal of a class continuing where the
+    previous class stopped: unit ``i`` of the whole deal goes to fold ``i mod num_folds``.
+    Every fold thus gets ``floor(n_c / k)`` or ``ceil(n_c / k)`` units of class ``c`` (each
+    fold has both classes when both have ``>= num_folds`` units) and the fold sizes differ by
+    at most one unit; the deal balances the number of patients, not of cells.
+
+    Returns:
+        dict: patient id -> fold.
+
+    Raises:
+        ValueError: ``num_folds < 2``, or fewer units than folds (a fold would be empty).
+    """
+    num_folds = int(num_folds)
+    if num_folds < 2:
+        raise ValueError(f'patient_folds: num_folds={num_folds}, expected 2 or more')
+    by_class, members_of = _units_by_class(patients, labels, groups)
+    num_units = sum(len(v) for v in by_class.values())
+    if num_units < num_folds:
+        raise ValueError(
+            f'patient_folds: {num_units} patient unit(s) (patients, or groups of patients '
+            f'linked by duplicates) cannot fill {num_folds} folds; set patient_split.num_folds '
+            f'to {max(num_units, 2)} or less')
+    rng = np.random.default_rng(seed)
+    folds, position = {}, 0
+    for label in sorted(by_class):
+        units = sorted(by_class[label], key=_patient_sort_key)
+        for i in rng.permutation(len(units)):
+            for pid in members_of[units[i]]:
+                folds[pid] = position % num_folds
+            position += 1
+    return folds
 
 
 def _first(names: Sequence[str], num: int = 5) -> str:

@@ -3,10 +3,12 @@
 The C-NMC training folds hold 7,272 ``all`` and 3,389 ``hem`` cells. The DenseNet-201 /
 EfficientNet-B2 study balanced them offline with augmented copies (9,272 ``all``, 10,778
 ``hem``); :class:`ClassBalancedOverSampler` does it online (the augmentation makes the repeats
-differ): ``target_ratio=1.0`` balances, ``0.86`` (9,272 / 10,778) is the study's proportion.
+differ): ``target_ratio=1.0`` balances, ``0.86`` (9,272 / 10,778) is the study's proportion,
+and ``repeat_factors=dict(hem=10778 / 3389, all=9272 / 7272)`` gives the study's class sizes
+exactly (10,778 ``hem`` and 9,272 ``all`` indices per epoch).
 """
 import math
-from typing import Iterator, List, Optional, Sized
+from typing import Dict, Iterator, List, Optional, Sized, Union
 
 import numpy as np
 import torch
@@ -32,10 +34,23 @@ class ClassBalancedOverSampler(Sampler):
     list; with ``round_up=True`` it is padded by repetition to a multiple of the world size
     and rank ``r`` takes ``indices[r::world_size]``.
 
+    ``repeat_factors`` (instead of ``target_ratio``) sets each class's size directly: class
+    ``c`` with ``n_c`` samples and factor ``f_c`` contributes exactly ``round(f_c * n_c)``
+    indices per epoch (Python's ``round``, halves to even): every sample ``floor(f_c)`` times
+    (``round(f_c * n_c) // n_c``), plus a random subset without replacement (new each epoch)
+    for the remainder; ``f_c < 1`` draws a random subset of the class. A class it does not
+    name keeps factor 1. It is the online equivalent of an offline augmentation that stores
+    ``f_c - 1`` augmented copies per image: each repeat goes through the training pipeline
+    and gets its own random augmentation, as the stored copies had. The
+    FHL study augmented the 3,389 ``hem`` / 7,272 ``all`` training cells to 10,778 / 9,272
+    (20,050 images): ``repeat_factors=dict(hem=10778 / 3389, all=9272 / 7272)``.
+
     Args:
         dataset (Sized): A dataset with labels (:func:`~.labels.dataset_labels`).
         target_ratio (float): Smaller : largest class size after oversampling, in (0, 1].
             Defaults to 1.0 (balanced).
+        repeat_factors (dict, optional): Class name (of the dataset's ``metainfo['classes']``)
+            or class index -> factor > 0. Defaults to None (use ``target_ratio``).
     """
 
     def __init__(self,
@@ -43,10 +58,16 @@ class ClassBalancedOverSampler(Sampler):
                  target_ratio: float = 1.0,
                  shuffle: bool = True,
                  seed: Optional[int] = None,
-                 round_up: bool = True) -> None:
+                 round_up: bool = True,
+                 repeat_factors: Optional[Dict[Union[str, int], float]] = None) -> None:
         if not 0 < target_ratio <= 1:
             raise ValueError(f'ClassBalancedOverSampler: target_ratio={target_ratio} must be '
                              f'in (0, 1] (smaller class : largest class)')
+        if repeat_factors is not None and target_ratio != 1.0:
+            raise ValueError(
+                f'ClassBalancedOverSampler: target_ratio={target_ratio} and repeat_factors='
+                f'{repeat_factors} both set the class sizes; give one of them (drop '
+                f'target_ratio from the sampler config to use repeat_factors)')
         self.rank, self.world_size = get_dist_info()
         self.dataset = dataset
         self.target_ratio = float(target_ratio)
@@ -57,9 +78,20 @@ class ClassBalancedOverSampler(Sampler):
 
         labels = dataset_labels(dataset, 'ClassBalancedOverSampler')
         self.class_indices = {int(c): np.flatnonzero(labels == c) for c in np.unique(labels)}
-        n_max = max(len(v) for v in self.class_indices.values())
-        target = int(round(self.target_ratio * n_max))
-        self.class_counts = {c: max(len(v), target) for c, v in self.class_indices.items()}
+        if repeat_factors is None:
+            n_max = max(len(v) for v in self.class_indices.values())
+            target = int(round(self.target_ratio * n_max))
+            self.class_counts = {c: max(len(v), target) for c, v in self.class_indices.items()}
+            self.repeat_factors = None
+        else:
+            self.repeat_factors = self._resolve_factors(repeat_factors, dataset)
+            self.class_counts = {
+                c: int(round(self.repeat_factors.get(c, 1.0) * len(v)))
+                for c, v in self.class_indices.items()
+            }
+            if not sum(self.class_counts.values()):
+                raise ValueError(f'ClassBalancedOverSampler: repeat_factors={repeat_factors} '
+                                 f'leave no sample in the epoch; raise the factors')
         self.epoch_size = sum(self.class_counts.values())
         if self.round_up:
             self.num_samples = math.ceil(self.epoch_size / self.world_size)
@@ -75,18 +107,49 @@ class ClassBalancedOverSampler(Sampler):
         parts = []
         for c in sorted(self.class_indices):
             idx = self.class_indices[c]
-            extra = self.class_counts[c] - len(idx)
-            parts.append(idx)
-            if extra > 0:
-                parts.extend([idx] * (extra // len(idx)))
-                rest = extra % len(idx)
-                if rest:
-                    pick = torch.randperm(len(idx), generator=g)[:rest].numpy()
-                    parts.append(idx[np.sort(pick)])
+            count = self.class_counts[c]
+            # whole copies of the class, then a random subset for the remainder
+            parts.extend([idx] * (count // len(idx)))
+            rest = count % len(idx)
+            if rest:
+                pick = torch.randperm(len(idx), generator=g)[:rest].numpy()
+                parts.append(idx[np.sort(pick)])
         indices = np.concatenate(parts)
         if self.shuffle:
             indices = indices[torch.randperm(len(indices), generator=g).numpy()]
         return indices.tolist()
+
+    @staticmethod
+    def _resolve_factors(factors: dict, dataset) -> Dict[int, float]:
+        """``repeat_factors`` as class index -> factor, names looked up in the classes."""
+        if not isinstance(factors, dict) or not factors:
+            raise ValueError(f'ClassBalancedOverSampler: repeat_factors={factors!r}, expected '
+                             f'a dict of class name or index -> factor, e.g. '
+                             f'dict(hem=10778 / 3389, all=9272 / 7272)')
+        classes = tuple((getattr(dataset, 'metainfo', None) or {}).get('classes') or ())
+        out = {}
+        for key, factor in factors.items():
+            if isinstance(key, str):
+                if key not in classes:
+                    known = (f'its classes are {", ".join(classes)}' if classes else
+                             'its metainfo has no classes: use class indices')
+                    raise ValueError(f'ClassBalancedOverSampler: repeat_factors names class '
+                                     f'{key!r}, not a class of the dataset ({known})')
+                index = classes.index(key)
+            elif isinstance(key, (int, np.integer)) and not isinstance(key, bool) and key >= 0:
+                index = int(key)
+            else:
+                raise ValueError(f'ClassBalancedOverSampler: repeat_factors key {key!r} is '
+                                 f'neither a class name nor a class index')
+            if isinstance(factor, bool) or not isinstance(factor, (int, float)) or \
+                    not math.isfinite(factor) or factor <= 0:
+                raise ValueError(f'ClassBalancedOverSampler: repeat_factors[{key!r}]={factor!r}'
+                                 f', expected a finite number > 0')
+            if index in out:
+                raise ValueError(f'ClassBalancedOverSampler: repeat_factors names class {index} '
+                                 f'twice ({key!r} and its index or name)')
+            out[index] = float(factor)
+        return out
 
     def __iter__(self) -> Iterator[int]:
         indices = self.epoch_indices()

@@ -1,1 +1,2 @@
-from . import backbones, classifiers, heads, layers, losses, task_modules  # noqa: F401
+from . import (backbones, classifiers, data_preprocessors, heads, layers, losses,  # noqa: F401
+               task_modules)

@@ -163,3 +163,17 @@ def test_two_trainings_in_one_process_write_their_own_scalars(tmp_path):
         build_runner(cfg).train()
         scalars = glob.glob(str(tmp_path / run / '*' / 'vis_data' / 'scalars.json'))
         assert len(scalars) == 1, (run, scalars)
+
+
+def test_data_root_moves_the_mean_std_file():
+    cfg = Config(dict(
+        data_root='data/C-NMC_Leukemia/',
+        model=dict(data_preprocessor=dict(type='StatsFileClsDataPreprocessor',
+                                          stats_file='data/C-NMC_Leukemia/mean_std.json')),
+        train_dataloader=dict(dataset=dict(data_root='data/C-NMC_Leukemia/')),
+        other=dict(stats_file='elsewhere/mean_std.json')))
+    set_data_root(cfg, '/mnt/cnmc')
+    assert cfg.model.data_preprocessor.stats_file == '/mnt/cnmc/mean_std.json'
+    assert cfg.train_dataloader.dataset.data_root == '/mnt/cnmc/'
+    # a file outside the old root stays where it is
+    assert cfg.other.stats_file == 'elsewhere/mean_std.json'

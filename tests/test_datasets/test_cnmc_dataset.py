@@ -1,5 +1,6 @@
 """CNMCDataset: official layout, patient-wise splits and every bad-input case."""
 import glob
+import logging
 import os
 import os.path as osp
 import shutil
@@ -8,11 +9,12 @@ import mmcv
 import numpy as np
 import pytest
 import torch
+from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 
 from cnmc_release import make_synthetic_cnmc
 from mmbloodcell.datasets import CNMCDataError, CNMCDataset
-from mmbloodcell.datasets.cnmc import parse_cnmc_name, split_patients
+from mmbloodcell.datasets.cnmc import parse_cnmc_name, patient_folds, split_patients
 from mmbloodcell.datasets.image_checks import check_image_file
 from mmbloodcell.registry import CLS_DATASETS
 
@@ -127,6 +129,44 @@ def test_final_test_is_unlabelled(cnmc_root):
     assert len(labelled) == 6 and set(labelled.get_gt_labels().tolist()) == {0, 1}
 
 
+def test_final_labels_optional(cnmc_copy):
+    from mmbloodcell.datasets.cnmc import FINAL_LABELS_CSV
+    assert FINAL_LABELS_CSV == FINAL + '_labels.csv'
+    kwargs = dict(data_root=cnmc_copy, split='final_test',
+                  subdirs=dict(final_csv=FINAL_LABELS_CSV), labels_optional=True)
+    labelled = _ds(**kwargs)
+    infos = _infos(labelled)
+    assert len(labelled) == 6 and set(labelled.get_gt_labels().tolist()) == {0, 1}
+    assert [d['number'] for d in infos] == list(range(1, 7))
+    assert all(d['patient_id'] is not None for d in infos)
+    os.remove(osp.join(cnmc_copy, FINAL_LABELS_CSV))
+    # without labels_optional a missing CSV is an error that names the option
+    with pytest.raises(CNMCDataError, match='set labels_optional=True'):
+        _ds(**{**kwargs, 'labels_optional': False})
+    logger = MMLogger.get_current_instance()
+    messages = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    keep = Keep(level=logging.INFO)
+    logger.addHandler(keep)
+    try:
+        unlabelled = _ds(**kwargs)
+    finally:
+        logger.removeHandler(keep)
+    infos = _infos(unlabelled)
+    assert len(unlabelled) == 6 and all('gt_label' not in d for d in infos)
+    assert [d['number'] for d in infos] == list(range(1, 7))
+    found = [m for m in messages if FINAL_LABELS_CSV in m]
+    assert len(found) == 1 and 'unlabelled' in found[0]
+    # the prelim CSV stays required
+    os.remove(osp.join(cnmc_copy, PRELIM_CSV))
+    with pytest.raises(CNMCDataError, match='not found'):
+        _ds(data_root=cnmc_copy, split='prelim_test', labels_optional=True)
+
+
 # ---------------------------------------------------------------- patient-wise split
 def test_patient_split_disjoint_stratified_deterministic(cnmc_root):
     def side(subset, seed):
@@ -162,6 +202,79 @@ def test_split_patients_edge_cases():
         _ds(data_root='.', patient_split=dict(ratio=1.0))
     with pytest.raises(ValueError, match="subset='test'"):
         _ds(data_root='.', patient_split=dict(subset='test'))
+
+
+def test_patient_kfold_disjoint_covering_stratified(cnmc_root):
+    full = _ds(data_root=cnmc_root)
+    all_patients = set(full.get_patient_ids())
+
+    def side(subset, fold, seed=0, k=3):
+        return _ds(data_root=cnmc_root,
+                   patient_split=dict(num_folds=k, fold=fold, subset=subset, seed=seed))
+
+    val_sets = []
+    for fold in range(3):
+        train, val = side('train', fold), side('val', fold)
+        tp, vp = set(train.get_patient_ids()), set(val.get_patient_ids())
+        # train / val complementary for one fold
+        assert tp.isdisjoint(vp) and tp | vp == all_patients
+        assert len(train) + len(val) == len(full)
+        # 6 patients per class in 3 folds: 2 of each class per fold
+        assert sorted(p.startswith('H') for p in vp) == [False, False, True, True]
+        assert set(val.get_gt_labels()) == {0, 1}
+        val_sets.append(vp)
+    # the validation folds are disjoint and cover every patient
+    assert sum(len(v) for v in val_sets) == len(all_patients)
+    assert set().union(*val_sets) == all_patients
+    # same seed same folds, another seed other folds
+    assert set(side('val', 1).get_patient_ids()) == val_sets[1]
+    others = [set(side('val', 1, seed=s).get_patient_ids()) for s in range(1, 6)]
+    assert any(o != val_sets[1] for o in others)
+
+
+def test_patient_folds_function():
+    patients = [str(i) for i in range(1, 8)] + [f'H{i}' for i in range(1, 5)]
+    labels = [1] * 7 + [0] * 4
+    # several cells per patient, in any order: the assignment is per patient
+    cells_p, cells_l = patients * 3, labels * 3
+    folds = patient_folds(cells_p, cells_l, num_folds=4, seed=2)
+    assert set(folds) == set(patients) and set(folds.values()) == {0, 1, 2, 3}
+    assert folds == patient_folds(cells_p[::-1], cells_l[::-1], num_folds=4, seed=2)
+    for f in range(4):
+        # 4 hem patients in 4 folds: one each; 7 all patients: 1 or 2 each
+        assert sum(folds[p] == f for p in patients[7:]) == 1
+        assert sum(folds[p] == f for p in patients[:7]) in (1, 2)
+    # the round-robin continues across classes: fold sizes differ by one at most
+    sizes = np.bincount(list(folds.values()))
+    assert sizes.max() - sizes.min() <= 1
+    # a class with fewer patients than folds leaves folds without it
+    few = patient_folds(['1', '2', '3', 'H1'], [1, 1, 1, 0], num_folds=3, seed=0)
+    assert sorted(few.values()) == [0, 0, 1, 2]
+    # grouped patients (duplicates) share a fold
+    grouped = patient_folds(patients, labels, 4, seed=0, groups={'1': 'g', '2': 'g', '3': 'g'})
+    assert grouped['1'] == grouped['2'] == grouped['3']
+    with pytest.raises(ValueError, match='num_folds=1'):
+        patient_folds(patients, labels, num_folds=1)
+    with pytest.raises(ValueError, match='cannot fill 12 folds'):
+        patient_folds(patients, labels, num_folds=12)
+
+
+@pytest.mark.parametrize('cfg,message', [
+    (dict(num_folds=5, fold=0, ratio=0.8), 'not both'),
+    (dict(num_folds=5, fold=5), r'fold=5, expected an integer in \[0, 5\)'),
+    (dict(num_folds=5, fold=-1), 'fold=-1'),
+    (dict(num_folds=1), 'num_folds=1'),
+    (dict(num_folds=2.5), 'num_folds=2.5'),
+    (dict(fold=1), 'fold=1 needs num_folds'),
+])
+def test_patient_kfold_bad_args(cfg, message):
+    with pytest.raises(ValueError, match=message):
+        _ds(data_root='.', patient_split=cfg)
+
+
+def test_patient_kfold_more_folds_than_patients(cnmc_root):
+    with pytest.raises(ValueError, match='set patient_split.num_folds to 12 or less'):
+        _ds(data_root=cnmc_root, patient_split=dict(num_folds=13, fold=0))
 
 
 def test_patient_split_on_unlabelled_final_test_fails(cnmc_root):

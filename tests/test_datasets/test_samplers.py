@@ -25,10 +25,18 @@ class LabelList:
         return self.labels
 
 
-def _cnmc_counts():
+class NamedLabelList(LabelList):
+    """A label list with the C-NMC classes in its metainfo."""
+    metainfo = {'classes': ('hem', 'all')}
+
+
+def _cnmc_counts(cls=LabelList):
     # C-NMC training folds: 3,389 hem (0) and 7,272 all (1), interleaved
     labels = np.r_[np.zeros(3389, int), np.ones(7272, int)]
-    return LabelList(np.random.default_rng(0).permutation(labels))
+    return cls(np.random.default_rng(0).permutation(labels))
+
+
+FHL_FACTORS = dict(hem=10778 / 3389, all=9272 / 7272)
 
 
 @pytest.fixture(scope='module')
@@ -101,6 +109,79 @@ def test_rank_split(monkeypatch, round_up):
     # interleaving the ranks' lists gives back the epoch's list, as in DefaultSampler
     merged = [parts[i % world][i // world] for i in range(len(padded))]
     assert merged == padded
+
+
+@pytest.mark.parametrize('factors', [FHL_FACTORS, {0: 10778 / 3389, 1: 9272 / 7272},
+                                     {'hem': 10778 / 3389, 1: 9272 / 7272}])
+def test_repeat_factors_give_the_offline_augmented_counts(factors):
+    ds = _cnmc_counts(NamedLabelList)
+    sampler = ClassBalancedOverSampler(ds, repeat_factors=factors, seed=0)
+    idx = list(sampler)
+    assert len(idx) == len(sampler) == 20050
+    assert Counter(ds.labels[idx].tolist()) == {0: 10778, 1: 9272}
+    per_index = Counter(idx)
+    # hem: factor 3.18 -> every cell 3 or 4 times; all: 1.275 -> once or twice
+    assert {per_index[i] for i in np.flatnonzero(ds.labels == 0)} == {3, 4}
+    assert {per_index[i] for i in np.flatnonzero(ds.labels == 1)} == {1, 2}
+    assert sum(per_index[i] == 2 for i in np.flatnonzero(ds.labels == 1)) == 2000
+    # the extra draws change with the epoch, the counts do not
+    sampler.set_epoch(1)
+    again = list(sampler)
+    assert Counter(ds.labels[again].tolist()) == {0: 10778, 1: 9272}
+    assert Counter(again) != per_index
+
+
+def test_repeat_factor_below_one_is_a_subset():
+    ds = NamedLabelList([0] * 10 + [1] * 40)
+    idx = list(ClassBalancedOverSampler(ds, repeat_factors=dict(all=0.25), seed=1,
+                                        shuffle=False))
+    # hem keeps factor 1; all: 10 distinct samples of its 40
+    assert idx[:10] == list(range(10))
+    assert len(idx) == 20 and len(set(idx[10:])) == 10 and min(idx[10:]) >= 10
+
+
+@pytest.mark.parametrize('round_up', [True, False])
+def test_repeat_factors_rank_split(monkeypatch, round_up):
+    ds = NamedLabelList([0] * 5 + [1] * 12)
+    factors = dict(hem=2.5, all=0.5)  # round(12.5) = 12 hem (round half to even), 6 all
+    world = 4
+    parts = []
+    for rank in range(world):
+        monkeypatch.setattr(samplers_mod, 'get_dist_info', lambda r=rank: (r, world))
+        s = ClassBalancedOverSampler(ds, seed=5, round_up=round_up, repeat_factors=factors)
+        s.set_epoch(3)
+        parts.append(list(s))
+        assert len(parts[-1]) == len(s)
+    monkeypatch.setattr(samplers_mod, 'get_dist_info', lambda: (0, 1))
+    full = ClassBalancedOverSampler(ds, seed=5, round_up=round_up, repeat_factors=factors)
+    full.set_epoch(3)
+    epoch = full.epoch_indices()
+    assert len(epoch) == 18 and Counter(ds.labels[epoch].tolist()) == {0: 12, 1: 6}
+    padded = (epoch * 2)[:20] if round_up else epoch
+    merged = [parts[i % world][i // world] for i in range(len(padded))]
+    assert merged == padded
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(repeat_factors=FHL_FACTORS, target_ratio=0.86), 'give one of them'),
+    (dict(repeat_factors=dict(blast=2.0)), "class 'blast'.*hem, all"),
+    (dict(repeat_factors=dict(hem=0)), r"repeat_factors\['hem'\]=0"),
+    (dict(repeat_factors=dict(hem=-1.0)), 'finite number > 0'),
+    (dict(repeat_factors=dict(hem=float('nan'))), 'finite number > 0'),
+    (dict(repeat_factors={0: 2.0, 'hem': 3.0}), 'twice'),
+    (dict(repeat_factors={}), 'expected a dict'),
+    (dict(repeat_factors={1.5: 2.0}), 'neither a class name'),
+])
+def test_repeat_factors_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ClassBalancedOverSampler(NamedLabelList([0, 1, 1]), seed=0, **kwargs)
+
+
+def test_repeat_factors_names_need_classes():
+    with pytest.raises(ValueError, match='no classes: use class indices'):
+        ClassBalancedOverSampler(LabelList([0, 1]), repeat_factors=dict(hem=2.0), seed=0)
+    idx = list(ClassBalancedOverSampler(LabelList([0, 1]), repeat_factors={0: 2.0}, seed=0))
+    assert sorted(idx) == [0, 0, 1]
 
 
 def test_invalid_ratio():

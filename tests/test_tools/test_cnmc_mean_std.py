@@ -64,3 +64,23 @@ def test_cli_prints_config_lines(root, capsys):
     # patient split: fewer images (the training side only)
     held = TOOL.main([root, '--size', '16', '--folds', '0', '1', '--patient-split-ratio', '0.5'])
     assert held['num_images'] == 6
+
+
+def test_cli_writes_the_json_file(root, tmp_path):
+    import json
+    stats = TOOL.main([root, '--size', '16', '--folds', '1'])
+    path = osp.join(root, 'mean_std.json')
+    with open(path) as f:
+        doc = json.load(f)
+    assert doc['mean'] == stats['mean'] and doc['std'] == stats['std']
+    assert doc['size'] == 16 and doc['num_images'] == 6 and doc['folds'] == [1]
+    assert doc['command'] == f'python tools/analysis/cnmc_mean_std.py {root} --size 16 --folds 1'
+    assert doc['patient_split'] is None
+    # --out elsewhere; no temporary file left beside it
+    out = tmp_path / 'sub' / 'stats.json'
+    held = TOOL.main([root, '--size', '16', '--folds', '0', '1', '--patient-split-ratio', '0.5',
+                      '--out', str(out)])
+    doc = json.loads(out.read_text())
+    assert doc['num_images'] == held['num_images']
+    assert doc['patient_split'] == dict(ratio=0.5, subset='train', seed=0)
+    assert [p.name for p in out.parent.iterdir()] == ['stats.json']

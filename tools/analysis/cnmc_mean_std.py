@@ -1,14 +1,21 @@
-"""Print the data preprocessor's mean/std of the C-NMC training set after cropping to the cell.
+"""Write the data preprocessor's mean/std of the C-NMC training set after cropping to the cell.
 
-    python tools/analysis/cnmc_mean_std.py data/C-NMC_Leukemia [--folds 0 1 2] [--size 224]
-        [--margin 0] [--threshold 0] [--max-images N]
+    python tools/analysis/cnmc_mean_std.py data/C-NMC_Leukemia
+        [--out data/C-NMC_Leukemia/mean_std.json] [--folds 0 1 2] [--size 224]
+        [--margin 0] [--threshold 0] [--max-images N] [--patient-split-ratio 0.8 --seed 0]
 
 The statistics are computed on the images as the model sees them (CropToCell, then Resize to
-SIZE x SIZE) and printed in RGB order for ``data_preprocessor = dict(..., to_rgb=True)``.
-Use only the training patients when you hold some out (``--patient-split-ratio``).
+SIZE x SIZE), in RGB order for ``data_preprocessor = dict(..., to_rgb=True)``. They are printed
+as config lines and written to ``--out`` (default ``DATA_ROOT/mean_std.json``), the file that
+``StatsFileClsDataPreprocessor(stats_file=...)`` reads:
+``{"mean": [r, g, b], "std": [r, g, b], "size": ..., "num_images": ..., "folds": [...],
+"command": "..."}``. Use only the training patients when you hold some out
+(``--patient-split-ratio``).
 """
 import argparse
+import json
 import os.path as osp
+import shlex
 import sys
 from typing import Dict, List, Optional, Sequence
 
@@ -19,6 +26,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from mmbloodcell.datasets import CNMCDataset  # noqa: E402
 from mmbloodcell.datasets.transforms import CropToCell  # noqa: E402
+from mmbloodcell.utils.fileio import atomic_write_bytes  # noqa: E402
 
 
 def cnmc_mean_std(data_root: str,
@@ -75,6 +83,17 @@ def cnmc_mean_std(data_root: str,
                 num_pixels=n_pix)
 
 
+def write_mean_std(stats: Dict[str, object], path: str, **source) -> Dict[str, object]:
+    """Write :func:`cnmc_mean_std`'s ``stats`` and the ``source`` settings (``size``,
+    ``folds``, ``command``, ...) as the JSON ``StatsFileClsDataPreprocessor`` reads; the file
+    is replaced atomically. Returns the written document."""
+    doc = dict(mean=[float(v) for v in stats['mean']], std=[float(v) for v in stats['std']],
+               **source, num_images=stats['num_images'], num_pixels=stats['num_pixels'],
+               order='RGB', scale='0..255')
+    atomic_write_bytes((json.dumps(doc, indent=2) + '\n').encode(), path)
+    return doc
+
+
 def format_preprocessor_lines(stats: Dict[str, object], digits: int = 2) -> List[str]:
     """The config lines for mmpretrain's ``data_preprocessor`` (RGB order, ``to_rgb=True``)."""
     mean = ', '.join(f'{v:.{digits}f}' for v in stats['mean'])
@@ -118,15 +137,25 @@ def parse_args(argv=None):
     parser.add_argument('--margin', type=int, default=0, help='CropToCell margin in pixels')
     parser.add_argument('--threshold', type=float, default=0,
                         help='CropToCell threshold: a pixel is cell when a channel exceeds it')
+    parser.add_argument('--out', help='the JSON file (default: DATA_ROOT/mean_std.json)')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    patient_split = patient_split_of(args)
     stats = cnmc_mean_std(args.data_root, folds=args.folds, size=args.size,
                           threshold=args.threshold, margin=args.margin,
-                          patient_split=patient_split_of(args), max_images=args.max_images)
+                          patient_split=patient_split, max_images=args.max_images)
     print('\n'.join(format_preprocessor_lines(stats)))
+    out = args.out or osp.join(args.data_root, 'mean_std.json')
+    write_mean_std(stats, out, size=args.size, folds=list(args.folds),
+                   patient_split=patient_split, margin=args.margin, threshold=args.threshold,
+                   max_images=args.max_images,
+                   command=shlex.join(['python', 'tools/analysis/cnmc_mean_std.py'] + argv))
+    print(f'# wrote {out}: data_preprocessor = dict(type=\'StatsFileClsDataPreprocessor\', '
+          f'stats_file=\'{out}\') reads it')
     return stats
 
 

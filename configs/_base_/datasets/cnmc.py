@@ -12,6 +12,11 @@
 # patient on both sides, stratified by class, seed 0); test = the labelled preliminary test.
 # For predictions on the unlabelled final test use
 #   test_dataloader.dataset.split=final_test test_evaluator=[] and tools/test.py --out preds.pkl
+# or, for the CodaLab submission file (isbi_valid.predict beside the metrics JSON; zip it
+# with tools/analysis/cnmc_submission_zip.py) and scores where the final labels are at hand:
+#   test_dataloader.dataset.split=final_test test_dataloader.dataset.labels_optional=True
+#   test_dataloader.dataset.subdirs.final_csv=testing_data/C-NMC_test_final_phase_data_labels.csv
+#   test_evaluator.submission_file=isbi_valid.predict
 # Every image file is checked once at start-up (header and size, no decoding): an empty,
 # truncated or non-image file, or one larger than max_image_size (450x450 expected), stops
 # the run with its path and the fix instead of failing mid-epoch (on_error='skip' drops it).
@@ -23,12 +28,18 @@ data_root = 'data/C-NMC_Leukemia/'
 # Reinhard / Macenko statistics of the training cells for the stain-norm configs, written by
 #   python tools/analysis/cnmc_stain_reference.py data/C-NMC_Leukemia
 stain_reference = data_root + 'stain_reference.json'
+# training-set mean/std (RGB, after CropToCell + Resize) for
+#   data_preprocessor = dict(type='StatsFileClsDataPreprocessor', stats_file=mean_std_file),
+# written by python tools/analysis/cnmc_mean_std.py data/C-NMC_Leukemia
+mean_std_file = data_root + 'mean_std.json'
 img_size = 224
 patient_split_ratio = 0.8
 patient_split_seed = 0
 
-# patient_id reaches the metric (patient-level majority vote) through the data samples
-meta_keys = ('sample_idx', 'img_path', 'ori_shape', 'img_shape', 'patient_id', 'file_name')
+# patient_id reaches the metric (patient-level majority vote) through the data samples, and
+# number (N of the test image N.bmp) orders the lines of its challenge submission file
+meta_keys = ('sample_idx', 'img_path', 'ori_shape', 'img_shape', 'patient_id', 'file_name',
+             'number')
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

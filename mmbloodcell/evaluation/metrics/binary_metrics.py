@@ -4,6 +4,7 @@ import json
 import math
 import os
 import os.path as osp
+import re
 import warnings
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
@@ -15,6 +16,7 @@ from mmengine.logging import MessageHub, MMLogger
 from mmpretrain.evaluation import ConfusionMatrix
 
 from mmbloodcell.registry import CLS_METRICS
+from mmbloodcell.utils.fileio import atomic_write_bytes
 
 __all__ = ['BinaryClassificationMetric', 'binary_confusion_matrix', 'binary_scores',
            'roc_auc_score', 'midranks', 'patient_votes']
@@ -180,12 +182,27 @@ class BinaryClassificationMetric(BaseMetric):
     training, the ``epoch`` and ``iter`` numbered as the log (``Epoch(val) [12]``) and the
     checkpoint (``epoch_12.pth``); NaN as ``null``.
 
+    With ``submission_file`` (e.g. ``'isbi_valid.predict'``) it also writes the C-NMC 2019
+    CodaLab submission: a text file with one line per test image, in the order of the numbered
+    file names (``1.bmp``, ``2.bmp``, ...: the sample's ``number``, else the digits of its
+    ``file_name`` / ``img_path``; list ``number`` in ``PackInputs(meta_keys=...)``), ``1`` for
+    ``all`` and ``0`` for ``hem``, beside the metrics JSON (a relative ``submission_file`` is
+    relative to its folder; without ``out_file`` and a Runner log dir, the current
+    directory); ``python tools/analysis/cnmc_submission_zip.py FILE`` packs it into the
+    ``submission.zip`` CodaLab takes (the package itself writes no archive: see
+    ``tests/test_light_import.py``). The numbers must be
+    ``1 .. N``, each once. Unlabelled samples (the official final test) are then accepted:
+    the metric returns only ``num_samples``, ``num_predicted_all`` and ``num_predicted_hem``
+    (labelled and unlabelled samples together raise).
+
     Args:
         threshold (float, optional): Decide ``prob > threshold`` here instead of using the
             model's ``pred_label``. Defaults to None (the model's decision).
         percent (bool): Report rates in percent. Defaults to True.
         out_file (str, optional): Where to write the JSON. Defaults to None (the log dir).
         write_json (bool): Write the JSON file at all. Defaults to True.
+        submission_file (str, optional): Also write the challenge's submission file under
+            this name. Defaults to None.
         collect_device (str), prefix (str, optional): As ``BaseMetric``; prefix ``'binary'``.
     """
 
@@ -196,6 +213,7 @@ class BinaryClassificationMetric(BaseMetric):
                  percent: bool = True,
                  out_file: Optional[str] = None,
                  write_json: bool = True,
+                 submission_file: Optional[str] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -206,15 +224,23 @@ class BinaryClassificationMetric(BaseMetric):
         self.percent = bool(percent)
         self.out_file = out_file
         self.write_json = bool(write_json)
+        if submission_file is not None and (not isinstance(submission_file, str)
+                                            or not submission_file.strip()):
+            raise ValueError(f'BinaryClassificationMetric: submission_file={submission_file!r}, '
+                             f"expected a file name such as 'isbi_valid.predict' or None")
+        self.submission_file = submission_file
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         """Keep ``gt``, ``pred``, ``prob``, ``score`` and ``patient_id`` of every sample."""
         for ds in data_samples:
             where = f"sample {ds.get('img_path', ds.get('sample_idx', '?'))}"
-            if 'gt_label' not in ds:
+            if 'gt_label' not in ds and self.submission_file is None:
                 raise KeyError(f'BinaryClassificationMetric: {where} has no gt_label; metrics '
-                               f'need a labelled split (the C-NMC final test is unlabelled: use '
-                               f'tools/test.py --out to dump predictions instead)')
+                               f'need a labelled split (the C-NMC final test is unlabelled: set '
+                               f"the metric's submission_file='isbi_valid.predict' to write "
+                               f'the challenge submission, or use tools/test.py --out to dump '
+                               f'predictions)')
+            number = _sample_number(ds, where) if self.submission_file else None
             score = prob = None
             if 'pred_score' in ds:
                 pred_score = torch.as_tensor(ds['pred_score']).detach().cpu().reshape(-1)
@@ -237,14 +263,47 @@ class BinaryClassificationMetric(BaseMetric):
                 pred = int(_scalar(ds['pred_label'], 'pred_label', where))
             else:
                 pred = int(score > 0.5)
+            gt = int(_scalar(ds['gt_label'], 'gt_label', where)) if 'gt_label' in ds else None
             self.results.append(
-                dict(gt=int(_scalar(ds['gt_label'], 'gt_label', where)), pred=pred,
-                     prob=float(prob), score=float(score), patient_id=ds.get('patient_id')))
+                dict(gt=gt, pred=pred, prob=float(prob), score=float(score),
+                     patient_id=ds.get('patient_id'), number=number))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, object]:
         """Compute the metrics (see the class docstring) and write the JSON file."""
         if not results:
             raise ValueError('BinaryClassificationMetric: no sample was evaluated')
+        num_labelled = sum(r['gt'] is not None for r in results)
+        if num_labelled and num_labelled < len(results):
+            raise ValueError(f'BinaryClassificationMetric: {num_labelled} of {len(results)} '
+                             f'samples have a gt_label; evaluate a labelled or an unlabelled '
+                             f'split, not both together')
+        submission = self._submission_path() if self.submission_file else None
+        if not num_labelled:
+            metrics = self._unlabelled_metrics(results, submission)
+        else:
+            metrics = self._labelled_metrics(results)
+        if submission:
+            self._write_submission(results, submission)
+        return metrics
+
+    def _unlabelled_metrics(self, results: List[dict], submission: str) -> Dict[str, object]:
+        """The counts of the predictions (floats: see ``num_patients``) and their JSON."""
+        pred = np.array([r['pred'] for r in results], dtype=np.int64)
+        metrics: Dict[str, object] = dict(num_samples=float(pred.size),
+                                          num_predicted_all=float((pred == 1).sum()),
+                                          num_predicted_hem=float((pred == 0).sum()))
+        if self.write_json:
+            path = self._json_path()
+            if path is not None:
+                doc = dict(self._run_info(), labelled=False, num_samples=int(pred.size),
+                           num_predicted=dict(hem=int((pred == 0).sum()),
+                                              all=int((pred == 1).sum())),
+                           threshold=self.threshold, submission_file=submission)
+                self._write_doc(doc, path)
+        return metrics
+
+    def _labelled_metrics(self, results: List[dict]) -> Dict[str, object]:
+        """The metrics of the class docstring, and their JSON."""
         gt = np.array([r['gt'] for r in results], dtype=np.int64)
         pred = np.array([r['pred'] for r in results], dtype=np.int64)
         prob = np.array([r['prob'] for r in results], dtype=np.float64)
@@ -294,14 +353,8 @@ class BinaryClassificationMetric(BaseMetric):
         def clean(v):
             return None if isinstance(v, float) and math.isnan(v) else v
 
-        hub = MessageHub.get_current_instance()
-        stage = hub.get_info('loop_stage')
-        epoch, it = hub.get_info('epoch'), hub.get_info('iter')
-        if stage == 'val':  # the hub's 0-based epoch / iter -> the count done (epoch_N.pth)
-            epoch = None if epoch is None else int(epoch) + 1
-            it = None if it is None else int(it) + 1
         doc = dict(
-            prefix=self.prefix, stage=stage, epoch=epoch, iter=it, num_samples=int(gt.size),
+            self._run_info(), num_samples=int(gt.size),
             num_per_class=dict(hem=int((gt == 0).sum()), all=int((gt == 1).sum())),
             threshold=self.threshold, percent=self.percent,
             metrics={k: clean(v) for k, v in metrics.items() if k != 'confusion_matrix'},
@@ -310,7 +363,81 @@ class BinaryClassificationMetric(BaseMetric):
                                   matrix=cm.tolist()),
             samples_without_patient=int(missing_patients),
             patients=votes)
+        if self.submission_file:
+            doc['submission_file'] = self._submission_path()
+        self._write_doc(doc, path)
+
+    def _run_info(self) -> dict:
+        """``prefix``, ``stage`` and, numbered as the log and the checkpoints, ``epoch`` and
+        ``iter`` of the evaluation."""
+        hub = MessageHub.get_current_instance()
+        stage = hub.get_info('loop_stage')
+        epoch, it = hub.get_info('epoch'), hub.get_info('iter')
+        if stage == 'val':  # the hub's 0-based epoch / iter -> the count done (epoch_N.pth)
+            epoch = None if epoch is None else int(epoch) + 1
+            it = None if it is None else int(it) + 1
+        return dict(prefix=self.prefix, stage=stage, epoch=epoch, iter=it)
+
+    @staticmethod
+    def _write_doc(doc: dict, path: str) -> None:
         os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
         with open(path, 'w') as f:
             json.dump(doc, f, indent=2)
         MMLogger.get_current_instance().info(f'BinaryClassificationMetric: wrote {path}')
+
+    def _submission_path(self) -> str:
+        """``submission_file``, relative to the metrics JSON's folder (else the current
+        directory)."""
+        if osp.isabs(self.submission_file):
+            return self.submission_file
+        json_path = self._json_path()
+        folder = osp.dirname(json_path) if json_path else ''
+        return osp.join(folder, self.submission_file)
+
+    def _write_submission(self, results: List[dict], path: str) -> None:
+        """The CodaLab file: one ``0`` / ``1`` line per image, by number."""
+        by_number = {}
+        for r in results:
+            if r['number'] in by_number:
+                raise ValueError(f'BinaryClassificationMetric: test image number {r["number"]} '
+                                 f'occurs twice; the submission needs each image once')
+            by_number[r['number']] = r['pred']
+        n = len(by_number)
+        missing = sorted(set(range(1, n + 1)) - set(by_number))
+        if missing:
+            extra = sorted(set(by_number) - set(range(1, n + 1)))
+            raise ValueError(
+                f'BinaryClassificationMetric: the submission needs one prediction per test '
+                f'image 1..{n}; {len(missing)} number(s) are missing ({_first_numbers(missing)}'
+                f'; numbers outside 1..{n}: {_first_numbers(extra)}): evaluate the whole test '
+                f"folder (no skipped image: the dataset's skipped lists them) before writing "
+                f'{self.submission_file}')
+        text = ''.join(f'{by_number[i]}\n' for i in range(1, n + 1))
+        atomic_write_bytes(text.encode(), path)
+        n_all = sum(by_number.values())
+        zip_path = osp.join(osp.dirname(path), 'submission.zip')
+        MMLogger.get_current_instance().info(
+            f'BinaryClassificationMetric: wrote the C-NMC submission {path} ({n} lines: '
+            f'{n_all} all, {n - n_all} hem); pack it for CodaLab with: python '
+            f'tools/analysis/cnmc_submission_zip.py {path} (writes {zip_path})')
+
+
+def _first_numbers(numbers: List[int], num: int = 5) -> str:
+    shown = ', '.join(str(i) for i in numbers[:num])
+    return shown + (f', ... ({len(numbers)} in all)' if len(numbers) > num else '')
+
+
+def _sample_number(ds: dict, where: str) -> int:
+    """N of the test image ``N.bmp``: the sample's ``number``, else the digits of the stem of
+    its ``file_name`` or ``img_path``."""
+    number = ds.get('number')
+    if number is not None:
+        return int(_scalar(number, 'number', where))
+    for key in ('file_name', 'img_path'):
+        if ds.get(key):
+            stem = osp.splitext(osp.basename(str(ds[key])))[0]
+            if re.fullmatch(r'\d+', stem):
+                return int(stem)
+    raise ValueError(f"BinaryClassificationMetric: {where} has no 'number' and no numbered "
+                     f"file_name (1.bmp, 2.bmp, ...) for the submission file: add 'number' to "
+                     f'PackInputs(meta_keys=...) and evaluate the numbered test images')

@@ -203,3 +203,78 @@ def test_through_mmengine_evaluator(tmp_path):
     assert res['cnmc/confusion_matrix'] == [[3, 1], [2, 4]]
     assert res['cnmc/patient_accuracy'] == pytest.approx(75.0)
     assert osp.isfile(tmp_path / 'e.json')
+
+
+# ---------------------------------------------------------------- the challenge submission
+def _numbered(prob, number=None, gt=None, file_name=None):
+    ds = DataSample()
+    if gt is not None:
+        ds.set_gt_label(gt)
+    ds.set_pred_score(torch.tensor([1 - prob, prob])).set_pred_label(int(prob > 0.5))
+    meta = {}
+    if number is not None:
+        meta['number'] = number
+    if file_name is not None:
+        meta['file_name'] = file_name
+    ds.set_metainfo(meta)
+    return ds.to_dict()
+
+
+def _lines(path):
+    with open(path) as f:
+        return f.read().splitlines()
+
+
+def test_submission_of_a_labelled_set(tmp_path):
+    # samples in dataset order 1..10 arrive shuffled: the file follows the numbers
+    order = np.random.default_rng(0).permutation(10)
+    samples = [_numbered(PROB[i], number=i + 1, gt=GT[i]) for i in order]
+    metric = BinaryClassificationMetric(out_file=str(tmp_path / 'binary_metrics.json'),
+                                        submission_file='isbi_valid.predict')
+    metrics = _run(metric, samples)
+    plain = _run(BinaryClassificationMetric(write_json=False),
+                 [_numbered(PROB[i], gt=GT[i]) for i in order])
+    assert metrics == plain and metrics['binary/weighted_f1'] > 0
+    expected = [str(int(p > 0.5)) for p in PROB]
+    assert _lines(tmp_path / 'isbi_valid.predict') == expected
+    doc = json.loads((tmp_path / 'binary_metrics.json').read_text())
+    assert doc['submission_file'] == str(tmp_path / 'isbi_valid.predict')
+
+
+def test_submission_of_an_unlabelled_set_in_the_log_dir(tmp_path):
+    log_file = tmp_path / 'work' / 'run' / 'run.log'
+    log_file.parent.mkdir(parents=True)
+    MMLogger.get_instance('test_binary_metrics_submission', log_file=str(log_file))
+    probs = [0.9, 0.1, 0.2, 0.7, 0.6, 0.3, 0.8, 0.4, 0.95, 0.05, 0.51, 0.49]
+    # the number from file_name: 10.bmp sorts after 9.bmp, not after 1.bmp
+    samples = [_numbered(p, file_name=f'{i + 1}.bmp') for i, p in enumerate(probs)][::-1]
+    metrics = _run(BinaryClassificationMetric(submission_file='final.predict'), samples)
+    assert metrics == {'binary/num_samples': 12.0, 'binary/num_predicted_all': 6.0,
+                       'binary/num_predicted_hem': 6.0}
+    folder = log_file.parent
+    assert _lines(folder / 'final.predict') == [str(int(p > 0.5)) for p in probs]
+    doc = json.loads((folder / 'binary_metrics.json').read_text())
+    assert doc['labelled'] is False and doc['num_predicted'] == dict(hem=6, all=6)
+    assert doc['submission_file'] == str(folder / 'final.predict')
+
+
+def test_submission_errors(tmp_path):
+    def metric():
+        return BinaryClassificationMetric(out_file=str(tmp_path / 'm.json'),
+                                          submission_file='isbi_valid.predict')
+
+    with pytest.raises(ValueError, match="add 'number' to PackInputs"):
+        metric().process(None, [_numbered(0.7, file_name='UID_1_1_1_all.bmp')])
+    with pytest.raises(ValueError, match=r'1\.\.3; 1 number\(s\) are missing \(2; numbers '
+                       r'outside 1\.\.3: 4\)'):
+        _run(metric(), [_numbered(0.7, number=n) for n in (1, 3, 4)])
+    with pytest.raises(ValueError, match='number 2 occurs twice'):
+        _run(metric(), [_numbered(0.7, number=n) for n in (1, 2, 2)])
+    with pytest.raises(ValueError, match='1 of 2 samples have a gt_label'):
+        _run(metric(), [_numbered(0.7, number=1, gt=1), _numbered(0.7, number=2)])
+    with pytest.raises(ValueError, match='submission_file'):
+        BinaryClassificationMetric(submission_file='')
+    assert not (tmp_path / 'isbi_valid.predict').exists()
+    # without submission_file an unlabelled sample still fails, naming the option
+    with pytest.raises(KeyError, match="submission_file='isbi_valid.predict'"):
+        BinaryClassificationMetric().process(None, [_numbered(0.7, number=1)])

@@ -150,6 +150,10 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         labels_optional (bool): For ``split='final_test'``: a missing
             ``subdirs['final_csv']`` reads the set unlabelled instead of raising. Defaults to
             False (the prelim CSV, part of the release, is always required).
+        class_subsample (dict, optional): ``num_per_class``, ``offset`` (0), ``seed`` (0):
+            keep ``num_per_class`` random cells of every class, e.g. balanced, disjoint train
+            (offset 0) and validation (offset = the train's num_per_class) sets drawn from the
+            same folds. Applied after ``patient_split``. Defaults to None (every cell).
         check_cells (bool): Decode every image at start-up and warn about what makes it unlike
             C-NMC's cells (:func:`~mmbloodcell.datasets.transforms.cell.cell_image_warnings`);
             the samples are kept, the findings are in :attr:`cell_warnings` (path -> list).
@@ -174,6 +178,7 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
                  check_cells: bool = False,
                  img_suffix: str = '.bmp',
                  labels_optional: bool = False,
+                 class_subsample: Optional[dict] = None,
                  **kwargs):
         if split not in self.SPLITS:
             raise ValueError(f'CNMCDataset: split={split!r}, expected one of {self.SPLITS}')
@@ -197,6 +202,7 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
         self.check_cells = check_cells
         self.img_suffix = img_suffix
         self.labels_optional = bool(labels_optional)
+        self.class_subsample = self._check_class_subsample(class_subsample)
         self.skipped: Dict[str, List[str]] = defaultdict(list)
         self.cell_warnings: Dict[str, List[str]] = {}
         self.duplicate_groups: Dict[str, str] = {}
@@ -222,6 +228,8 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
                                             csv_optional=key == 'final' and self.labels_optional)
         if self.patient_split is not None:
             data_list = self._apply_patient_split(data_list)
+        if self.class_subsample is not None:
+            data_list = self._apply_class_subsample(data_list)
         if self.check_images:
             data_list = [info for info in data_list if self._image_ok(info['img_path'])]
         if self.check_cells:
@@ -450,6 +458,43 @@ class CNMCDataset(SkipOrRaiseMixin, BaseDataset):
             del out['ratio']
             out.update(num_folds=num_folds, fold=fold)
         return out
+
+    @staticmethod
+    def _check_class_subsample(cfg: Optional[dict]) -> Optional[dict]:
+        if cfg is None:
+            return None
+        cfg = dict(cfg)
+        unknown = set(cfg) - {'num_per_class', 'offset', 'seed'}
+        if unknown or 'num_per_class' not in cfg:
+            raise ValueError(f'class_subsample: expected num_per_class (and offset, seed), got '
+                             f'{sorted(cfg)}')
+        num, offset = int(cfg['num_per_class']), int(cfg.get('offset', 0))
+        if num < 1 or offset < 0:
+            raise ValueError(f'class_subsample: num_per_class={num} must be >= 1 and '
+                             f'offset={offset} >= 0')
+        return dict(num_per_class=num, offset=offset, seed=int(cfg.get('seed', 0)))
+
+    def _apply_class_subsample(self, data_list: List[dict]) -> List[dict]:
+        """``num_per_class`` cells of every class: positions ``offset .. offset + num - 1``
+        of the class's cells shuffled with ``seed`` (one shuffle per class, the same for
+        every ``offset``: two offsets that do not overlap give disjoint sets)."""
+        cfg = self.class_subsample
+        if any('gt_label' not in d for d in data_list):
+            raise CNMCDataError(f'class_subsample needs labels; the {self.split} split has none')
+        rng = np.random.default_rng(cfg['seed'])
+        keep = []
+        for label in sorted({d['gt_label'] for d in data_list}):
+            idx = [i for i, d in enumerate(data_list) if d['gt_label'] == label]
+            end = cfg['offset'] + cfg['num_per_class']
+            if end > len(idx):
+                raise CNMCDataError(
+                    f'class_subsample: the {self.split} split under {self.data_root!r} has '
+                    f'{len(idx)} {CNMC_CLASSES[label]} cells, fewer than offset + '
+                    f'num_per_class = {end}; lower num_per_class (e.g. --cfg-options '
+                    f'train_dataloader.dataset.class_subsample.num_per_class={len(idx)})')
+            order = rng.permutation(len(idx))
+            keep.extend(idx[i] for i in order[cfg['offset']:end])
+        return [data_list[i] for i in sorted(keep)]
 
     def _apply_patient_split(self, data_list: List[dict]) -> List[dict]:
         if any(d['patient_id'] is None or 'gt_label' not in d for d in data_list):

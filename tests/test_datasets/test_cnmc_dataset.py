@@ -530,3 +530,26 @@ def test_real_cells_through_pipeline(cnmc_samples_root, tmp_path):
         # crops of 450x450 cells are 190..260 px wide: the box is far smaller than the image
         x1, y1, x2, y2 = item['data_samples'].cell_bbox
         assert 150 < x2 - x1 < 300 and 150 < y2 - y1 < 300
+
+
+def test_class_subsample_balanced_disjoint(tmp_path):
+    root = str(tmp_path / 'C-NMC_Leukemia')
+    make_synthetic_cnmc(root, img_size=32, num_folds=3, patients_per_fold=(2, 2),
+                        cells_per_patient=3, prelim_patients=(1, 1), final_patients=(1, 1))
+
+    def subset(**kw):
+        ds = CNMCDataset(data_root=root, class_subsample=dict(dict(seed=0), **kw),
+                         lazy_init=False)
+        return [d['img_path'] for d in ds.load_data_list()], ds.get_gt_labels()
+
+    train, train_labels = subset(num_per_class=5)
+    val, val_labels = subset(num_per_class=3, offset=5)
+    assert sorted(train_labels.tolist()) == [0] * 5 + [1] * 5
+    assert sorted(val_labels.tolist()) == [0] * 3 + [1] * 3
+    assert not set(train) & set(val)
+    assert subset(num_per_class=5)[0] == train  # seeded
+    assert subset(num_per_class=5, seed=1)[0] != train
+    with pytest.raises(CNMCDataError, match='fewer than offset'):
+        subset(num_per_class=18)
+    with pytest.raises(ValueError, match='num_per_class'):
+        CNMCDataset(data_root=root, class_subsample=dict(offset=1))

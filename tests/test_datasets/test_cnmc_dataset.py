@@ -550,6 +550,6 @@ def test_class_subsample_balanced_disjoint(tmp_path):
     assert subset(num_per_class=5)[0] == train  # seeded
     assert subset(num_per_class=5, seed=1)[0] != train
     with pytest.raises(CNMCDataError, match='fewer than offset'):
-        subset(num_per_class=18)
+        subset(num_per_class=19)
     with pytest.raises(ValueError, match='num_per_class'):
         CNMCDataset(data_root=root, class_subsample=dict(offset=1))

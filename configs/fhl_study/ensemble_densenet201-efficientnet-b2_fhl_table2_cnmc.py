@@ -20,14 +20,16 @@ _base_ = [
     '../_base_/cls_runtime.py',
 ]
 
+data_root = {{_base_.data_root}}
 densenet_config = '{{fileDirname}}/densenet201_fhl_table2_cnmc.py'
 efficientnet_config = '{{fileDirname}}/efficientnet-b2_fhl_table2_cnmc.py'
 
 model = dict(
     type='EnsembleClassifier',
     members=[
-        dict(config=densenet_config, checkpoint=None, weight=1.0),
-        dict(config=efficientnet_config, checkpoint=None, weight=1.0),
+        # data_root: the members read the training set's mean / std under it
+        dict(config=densenet_config, checkpoint=None, weight=1.0, data_root=data_root),
+        dict(config=efficientnet_config, checkpoint=None, weight=1.0, data_root=data_root),
     ],
     threshold=0.5)
 

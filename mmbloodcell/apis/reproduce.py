@@ -22,6 +22,7 @@ test suite does this for every table); ``from_scratch=True`` leaves out every pr
 (the table says so).
 """
 import json
+import math
 import os
 import os.path as osp
 import runpy
@@ -32,8 +33,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from mmbloodcell.studies import find_table, load_studies
 
-__all__ = ['reproduce', 'plan_table', 'table_markdown', 'relative_to_mean', 'smoke_options',
-           'scratch_options', 'RESULT_FILE', 'ReproduceError']
+__all__ = ['reproduce', 'crossval', 'plan_table', 'table_markdown', 'relative_to_mean',
+           'smoke_options', 'scratch_options', 'list_tables', 'RESULT_FILE', 'ReproduceError']
 
 RESULT_FILE = 'result.json'
 
@@ -162,8 +163,8 @@ def plan_table(table_id: str, work_dir: str = 'work_dirs/reproduce', rows=None,
         key = (tid, spec['id'])
         if key in seen:
             return
-        for ref in list(spec.get('members', [])) + [spec[k] for k in ('resume_from', 'load_from')
-                                                     if spec.get(k)]:
+        needs = [spec[k] for k in ('resume_from', 'load_from') if spec.get(k)]
+        for ref in list(spec.get('members', [])) + needs:
             dep_table, dep_row = _row_ref(tid, ref)
             _, dep_tab = find_table(dep_table)
             dep = [r for r in dep_tab['rows'] if r['id'] == dep_row]
@@ -186,8 +187,9 @@ def plan_table(table_id: str, work_dir: str = 'work_dirs/reproduce', rows=None,
 
 def _python(script: str, args: List[str], launcher: str, gpus: int) -> List[str]:
     if launcher == 'pytorch':
-        dist = {'train.py': 'tools/dist_train.sh', 'test.py': 'tools/dist_test.sh'}[script]
-        return ['bash', dist, args[0], str(gpus)] + args[1:]
+        if script == 'train.py':  # dist_train.sh CONFIG NPROC ..., dist_test.sh CONFIG CKPT NPROC
+            return ['bash', 'tools/dist_train.sh', args[0], str(gpus)] + args[1:]
+        return ['bash', 'tools/dist_test.sh', args[0], args[1], str(gpus)] + args[2:]
     cmd = ['python', f'tools/{script}'] + args
     if launcher == 'slurm':
         return ['srun', f'--ntasks={gpus}', f'--gpus={gpus}'] + cmd + ['--launcher', 'slurm']
@@ -237,7 +239,14 @@ def _cwd(path: str):
         os.chdir(old)
 
 
+def _shown(root: str, cmd: List[str]) -> List[str]:
+    """``cmd`` with paths inside the checkout relative to it (the tools run there)."""
+    prefix = root.rstrip(os.sep) + os.sep
+    return [c.replace(prefix, '') for c in cmd]
+
+
 def _run_tool(root: str, cmd: List[str], launcher: str, log: Callable[[str], None]) -> None:
+    cmd = _shown(root, cmd)
     log('$ ' + ' '.join(shlex.quote(c) for c in cmd))
     if launcher != 'none' or cmd[0] != 'python':
         with _cwd(root):
@@ -335,6 +344,7 @@ def reproduce(table_id: str, work_dir: str = 'work_dirs/reproduce', rows=None,
             continue
         if step['kind'] == 'yolo':
             cmd = _yolo_command(step, data_root, smoke)
+            cmd = _shown(root, cmd)
             commands = [cmd]
             if dry_run:
                 log('$ ' + ' '.join(shlex.quote(c) for c in cmd))
@@ -373,7 +383,7 @@ def reproduce(table_id: str, work_dir: str = 'work_dirs/reproduce', rows=None,
                     step['dir'], f'{which}_*.pth')
             cmds = _commands(step, cfg, checkpoint, members, resume, load_from, data_root,
                              smoke, from_scratch, launcher, gpus)
-            commands = [c for c in (cmds['train'], cmds['test']) if c]
+            commands = [_shown(root, c) for c in (cmds['train'], cmds['test']) if c]
             if dry_run:
                 for c in commands:
                     log('$ ' + ' '.join(shlex.quote(x) for x in c))
@@ -386,7 +396,7 @@ def reproduce(table_id: str, work_dir: str = 'work_dirs/reproduce', rows=None,
                     raise ReproduceError(f'{step["dir"]}: training wrote no checkpoint')
                 cmds = _commands(step, cfg, checkpoint, members, resume, load_from, data_root,
                                  smoke, from_scratch, launcher, gpus)
-                commands = [cmds['train'], cmds['test']]
+                commands = [_shown(root, c) for c in (cmds['train'], cmds['test'])]
             _run_tool(root, cmds['test'], launcher, log)
         metrics = _row_metrics(step)
         results[key] = dict(status='done', commands=[' '.join(c) for c in commands],
@@ -487,3 +497,121 @@ def table_markdown(doc: dict) -> str:
 def list_tables() -> List[str]:
     return [t for s in load_studies().values() for t in s.get('tables', {})]
 
+
+#: Metrics of the cross-validation report (those a fold's test run has).
+CV_METRICS = ('binary/f1', 'binary/weighted_f1', 'binary/precision', 'binary/recall',
+              'binary/specificity', 'binary/accuracy', 'binary/auc')
+
+
+def crossval(config: str, num_folds: int = 5, work_dir: Optional[str] = None, seed: int = 0,
+             data_root: Optional[str] = None, smoke: bool = False, from_scratch: bool = False,
+             cfg_options: Optional[Dict[str, object]] = None, root: Optional[str] = None,
+             log: Callable[[str], None] = print) -> dict:
+    """Patient-wise stratified k-fold cross-validation of a C-NMC config.
+
+    Fold ``k`` trains on the patients of the other folds and validates and tests on those of
+    fold ``k`` (``patient_split=dict(num_folds, fold=k, seed)`` on the training folds, see
+    :func:`mmbloodcell.datasets.cnmc.patient_folds`), with the config's model selection.
+    Writes ``<work_dir>/fold_<k>/`` per fold (resumable like :func:`reproduce`) and
+    ``<work_dir>/crossval.md`` + ``.json``: each fold's metrics and their mean +- std
+    (sample standard deviation, ``ddof=1``). ``work_dir`` defaults to
+    ``work_dirs/crossval/<config name>``.
+    """
+    import statistics
+
+    from mmengine.config import Config
+
+    from mmbloodcell.analysis.logs import final_metrics
+    root = osp.abspath(root or '.')
+    data_root = osp.abspath(data_root) if data_root else None
+    name = osp.splitext(osp.basename(config))[0]
+    work_dir = work_dir or osp.join('work_dirs', 'crossval', name)
+    cfg = Config.fromfile(osp.join(root, config) if not osp.isabs(config) else config)
+    if num_folds < 2:
+        raise ReproduceError(f'crossval: --folds {num_folds}: need at least 2 folds')
+    for split in ('train_dataloader', 'val_dataloader'):
+        if (cfg.get(split) or {}).get('dataset', {}).get('type') != 'CNMCDataset':
+            raise ReproduceError(f'{config}: {split} is not a CNMCDataset: cross-validation '
+                                 f'splits C-NMC training patients (a classification config)')
+    folds = []
+    for k in range(num_folds):
+        fold_dir = osp.join(work_dir, f'fold_{k}')
+        result_path = osp.join(root, fold_dir, RESULT_FILE)
+        if osp.isfile(result_path):
+            with open(result_path) as f:
+                folds.append(json.load(f))
+            log(f'# fold {k}: done before ({result_path})')
+            continue
+        options: Dict[str, object] = {}
+        if from_scratch or smoke:
+            options.update(scratch_options(cfg))
+        if smoke:
+            options.update(smoke_options(cfg, 'classification'))
+        options.update(cfg_options or {})
+        val = cfg.val_dataloader.dataset
+        split = f'dict(num_folds={num_folds},fold={k},seed={seed}'
+        options['train_dataloader.dataset.patient_split'] = split + ",subset='train')"
+        options['train_dataloader.dataset.split'] = 'train'
+        options['val_dataloader.dataset.patient_split'] = split + ",subset='val')"
+        options['val_dataloader.dataset.split'] = 'train'
+        options['val_dataloader.dataset.folds'] = tuple(val.get('folds') or (0, 1, 2))
+        # the fold's test set: its validation patients (the val loader's dataset settings)
+        test_options = {k2.replace('val_dataloader', 'test_dataloader'): v
+                        for k2, v in options.items() if k2.startswith('val_dataloader')}
+        test_options.update({k2: v for k2, v in options.items()
+                             if not k2.startswith(('train_', 'val_', 'test_'))})
+        test_options.update({'test_dataloader.dataset.subdirs': 'None',
+                             'test_dataloader.dataset.labels_optional': 'False'})
+        if isinstance(cfg.get('test_evaluator'), dict) and \
+                cfg.test_evaluator.get('submission_file'):
+            test_options['test_evaluator.submission_file'] = 'None'
+        extra = ['--data-root', data_root] if data_root else []
+        train = ['python', 'tools/train.py', config, '--work-dir', fold_dir] + extra + [
+            '--cfg-options'] + _options_list(options)
+        _run_tool(root, train, 'none', log)
+        ckpt = _checkpoint_of(osp.join(root, fold_dir), 'best')
+        if ckpt is None:
+            raise ReproduceError(f'{fold_dir}: training wrote no checkpoint')
+        test = ['python', 'tools/test.py', config, ckpt, '--work-dir',
+                osp.join(fold_dir, 'test')] + extra + ['--cfg-options'] + _options_list(
+                    test_options)
+        _run_tool(root, test, 'none', log)
+        metrics, _, _ = final_metrics(osp.join(root, fold_dir, 'test'), prefer='test')
+        result = dict(fold=k, metrics={m: metrics[m] for m in CV_METRICS if m in metrics},
+                      commands=[' '.join(_shown(root, c)) for c in (train, test)])
+        with open(result_path, 'w') as f:
+            json.dump(result, f, indent=1)
+        folds.append(result)
+    summary = {}
+    for m in CV_METRICS:
+        values = [f['metrics'][m] for f in folds
+                  if isinstance(f['metrics'].get(m), (int, float))
+                  and not math.isnan(f['metrics'][m])]
+        if values:
+            summary[m] = dict(mean=statistics.fmean(values),
+                              std=statistics.stdev(values) if len(values) > 1 else 0.0,
+                              n=len(values))
+    doc = dict(config=config, num_folds=num_folds, seed=seed, smoke=smoke, folds=folds,
+               summary=summary)
+    head = ['fold'] + [m.split('/', 1)[1] for m in CV_METRICS if m in summary]
+    lines = [f'# Patient-wise {num_folds}-fold cross-validation of `{config}`', '',
+             'Folds of patients, stratified by class (seed %d); each fold trains on the others '
+             'and is tested on its own patients. Metrics in percent; F1 = F1 of ALL.' % seed]
+    if smoke:
+        lines += ['', 'SMOKE RUN: one short epoch on a few images; the numbers only show the '
+                  'path.']
+    lines += ['', '| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
+    for f in folds:
+        lines.append('| ' + ' | '.join([str(f['fold'])] + [
+            _fmt(f['metrics'].get(m), 2) for m in CV_METRICS if m in summary]) + ' |')
+    lines.append('| mean +- std | ' + ' | '.join(
+        f"{summary[m]['mean']:.2f} +- {summary[m]['std']:.2f}" for m in CV_METRICS
+        if m in summary) + ' |')
+    out = osp.join(root, work_dir)
+    os.makedirs(out, exist_ok=True)
+    with open(osp.join(out, 'crossval.json'), 'w') as f:
+        json.dump(doc, f, indent=1)
+    with open(osp.join(out, 'crossval.md'), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    log(f'# cross-validation: {osp.join(out, "crossval.md")}')
+    return doc

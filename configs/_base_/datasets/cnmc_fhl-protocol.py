@@ -13,7 +13,7 @@
 # writes (<data_root>/mean_std.json); the configs' data_preprocessor names it.
 _base_ = './cnmc.py'
 
-train_stats = {{_base_.data_root}} + 'mean_std.json'
+train_stats = {{_base_.mean_std_file}}
 meta_keys = {{_base_.meta_keys}}
 img_size = {{_base_.img_size}}
 

@@ -20,7 +20,7 @@ from mmbloodcell.registry import CLS_MODELS, register_module
 
 __all__ = ['EnsembleClassifier']
 
-_MEMBER_KEYS = {'config', 'checkpoint', 'weight', 'input_size', 'name'}
+_MEMBER_KEYS = {'config', 'checkpoint', 'weight', 'input_size', 'name', 'data_root'}
 
 
 @register_module(CLS_MODELS)
@@ -44,7 +44,11 @@ class EnsembleClassifier(BaseClassifier):
     - ``weight`` (float, optional): ``w_m`` > 0. Defaults to 1;
     - ``input_size`` (int | (h, w), optional): resize the member's normalised batch to this
       size (bilinear) before its backbone. Defaults to None;
-    - ``name`` (str, optional): shown in logs.
+    - ``name`` (str, optional): shown in logs;
+    - ``data_root`` (str, optional): the dataset folder for the member's config, whose paths
+      under its own ``data_root`` move there (as ``tools/test.py --data-root``), e.g. the
+      training set's mean / std file its data preprocessor reads. Write
+      ``data_root=data_root`` in the ensemble config so that ``--data-root`` moves it too.
 
     The ensemble's ``data_preprocessor`` only moves the batch to the device; each member then
     applies its **own** (mean / std, BGR -> RGB), so members of different normalisations mix.
@@ -109,6 +113,9 @@ class EnsembleClassifier(BaseClassifier):
                     f"'{{{{fileDirname}}}}/<file>.py' for a path next to it)")
             name = entry.get('name') or osp.splitext(osp.basename(config))[0]
             cfg = Config.fromfile(config)
+            if entry.get('data_root'):
+                from mmbloodcell.apis.tool_config import set_data_root
+                set_data_root(cfg, entry['data_root'])
             model_cfg = copy.deepcopy(cfg.get('model'))
             if model_cfg is None:
                 raise ValueError(f'EnsembleClassifier: member {i} config {config} has no model')

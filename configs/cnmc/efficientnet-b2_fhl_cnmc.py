@@ -1,5 +1,7 @@
-# EfficientNet-B2 + the study's head (GAP -> FC 256 -> ReLU -> FC 1) trained with the Focal Hinge
-# Loss on C-NMC 2019 at 224x224; the base of the efficientnet-b2_<loss>_cnmc.py configs.
+# The model of configs/fhl_study/efficientnet-b2_fhl_table2_cnmc.py (Focal Hinge Loss) on the
+# patient-wise protocol of cnmc.py (80 % of the training patients train, the others
+# validate, the labelled prelim set tests) with ImageNet normalisation: the study's own
+# protocol is the first line of the fhl_study config's _base_.
 _base_ = [
     '../_base_/datasets/cnmc.py',
     '../_base_/schedules/cnmc_adam.py',

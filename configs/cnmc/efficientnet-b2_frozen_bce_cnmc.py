@@ -3,12 +3,13 @@
 # -> ReLU -> FC 1 head trained with binary cross entropy, 224x224 inputs (the whole 450x450
 # frame resized, no cropping), ImageNet normalisation, random rotations of +-45 degrees and
 # class-balanced epochs (the dataset base's ClassBalancedOverSampler); otherwise as
-# efficientnet-b2_bce_cnmc.py.
-_base_ = './efficientnet-b2_bce_cnmc.py'
+# efficientnet-b2_fhl_cnmc.py.
+_base_ = './efficientnet-b2_fhl_cnmc.py'
 
 model = dict(
     backbone=dict(norm_eval=True),  # keep the pretrained BN statistics (Keras' trainable=False)
-    head=dict(hidden_channels=320, freeze_backbone=True))
+    head=dict(hidden_channels=320, freeze_backbone=True,
+              loss=dict(_delete_=True, type='WeightedBCELoss', class_weight=None)))
 
 meta_keys = {{_base_.meta_keys}}
 train_pipeline = [

@@ -6,6 +6,10 @@
     mmbloodcell classify CONFIG CKPT IMAGES... --out DIR [--threshold T] [--saliency]
                          [--batch-size 8] [--device cpu]
     (both also take --data-root DIR and --cfg-options key=value ...)
+    mmbloodcell reproduce TABLE [--rows ROW ...] [--work-dir work_dirs/reproduce]
+                         [--data-root DIR] [--dry-run] [--smoke] [--from-scratch]
+                         [--launcher none|pytorch|slurm] [--gpus N]
+    mmbloodcell reproduce --list
 
 ``IMAGES`` are image files and / or folders (searched recursively, in natural order). The files
 written are those of :func:`mmbloodcell.apis.inference.run_detection` and
@@ -28,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog='mmbloodcell',
         description='Blood-cell detection (BCCD) and leukemia classification (C-NMC) on '
         'image files with trained mmbloodcell models')
-    sub = parser.add_subparsers(dest='command', metavar='{detect,classify}')
+    sub = parser.add_subparsers(dest='command', metavar='{detect,classify,reproduce}')
     sub.required = True
 
     def common(p, ckpt_help):
@@ -69,7 +73,48 @@ def build_parser() -> argparse.ArgumentParser:
                      help='write a Grad-CAM map (last conv stage) per image: '
                      '<image>_gradcam.png')
     cls.add_argument('--batch-size', type=int, default=8, help='images per forward pass')
+
+    rep = sub.add_parser('reproduce', help="re-run a study's results table",
+                         description="Train and test every row of a study's table, then "
+                         "write <work-dir>/<table>/table.md and table.json (ours beside the "
+                         "paper's numbers). Run from the repository root.")
+    rep.add_argument('table', nargs='?', help='the table, e.g. fhl-table2 (see --list)')
+    rep.add_argument('--list', action='store_true', help='list the tables and exit')
+    rep.add_argument('--rows', nargs='+', help='run only these rows (and what they need)')
+    rep.add_argument('--work-dir', default='work_dirs/reproduce',
+                     help='rows go to <work-dir>/<table>/<row> (default: %(default)s)')
+    rep.add_argument('--data-root', help='the dataset folder of every row')
+    rep.add_argument('--dry-run', action='store_true', help='print the commands only')
+    rep.add_argument('--smoke', action='store_true',
+                     help='one short epoch per row on a few small images (proves the path)')
+    rep.add_argument('--from-scratch', action='store_true',
+                     help='no pretrained weights (the table says so)')
+    rep.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                     help='none: in this process; pytorch: tools/dist_train.sh; slurm: srun')
+    rep.add_argument('--gpus', type=int, default=1, help='processes per row with --launcher')
+    rep.add_argument('--root', help='the mmbloodcell checkout (default: the current folder)')
     return parser
+
+
+def _reproduce(args) -> int:
+    from mmbloodcell.apis.reproduce import ReproduceError, list_tables, reproduce
+    from mmbloodcell.studies import find_table
+    if args.list or not args.table:
+        for table_id in list_tables():
+            study, table = find_table(table_id)
+            print(f"{table_id:22s} {table['title']} ({len(table['rows'])} rows)")
+        return 0 if args.list else 2
+    try:
+        doc = reproduce(args.table, work_dir=args.work_dir, rows=args.rows,
+                        data_root=args.data_root, dry_run=args.dry_run, smoke=args.smoke,
+                        from_scratch=args.from_scratch, launcher=args.launcher,
+                        gpus=args.gpus, root=args.root)
+    except (KeyError, ReproduceError) as e:
+        print(f'mmbloodcell reproduce: error: {e}', file=sys.stderr)
+        return 2
+    failed = [r['id'] for r in doc['rows'] if r['status'] not in ('done', 'planned', 'missing',
+                                                                   'skipped')]
+    return 1 if failed else 0
 
 
 def _summary(doc: dict, out: str, files: List[str]) -> str:
@@ -88,6 +133,8 @@ def _summary(doc: dict, out: str, files: List[str]) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run ``mmbloodcell``; returns the exit status (see the module docstring)."""
     args = build_parser().parse_args(argv)
+    if args.command == 'reproduce':
+        return _reproduce(args)
 
     from mmbloodcell.apis.inference import run_classification, run_detection
     from mmbloodcell.apis.tool_config import UsageError

@@ -71,7 +71,7 @@ def _train_pipeline(cfg) -> list:
     return list(dataset.get('pipeline', []) or [])
 
 
-def _walk_types(node, out: list, inner: tuple = ()) -> list:
+def _walk_types(node, out: list) -> list:
     """Transform types of a pipeline, wrappers (RandomApply, RandomChoice) opened."""
     for t in node:
         if isinstance(t, dict):
@@ -128,7 +128,7 @@ def _path(cfg, dotted: str):
     for part in dotted.split('.'):
         if isinstance(node, (list, tuple)) and part.isdigit():
             node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
+        elif hasattr(node, 'keys') and part in node.keys():
             node = node[part]
         else:
             return None

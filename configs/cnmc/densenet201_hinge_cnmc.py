@@ -1,4 +1,0 @@
-# Hinge loss on the sigmoid output; otherwise as densenet201_fhl_cnmc.py.
-_base_ = './densenet201_fhl_cnmc.py'
-
-model = dict(head=dict(loss=dict(_delete_=True, type='HingeLoss')))

@@ -1,4 +1,0 @@
-# Hinge loss on the sigmoid output; otherwise as efficientnet-b2_fhl_cnmc.py.
-_base_ = './efficientnet-b2_fhl_cnmc.py'
-
-model = dict(head=dict(loss=dict(_delete_=True, type='HingeLoss')))

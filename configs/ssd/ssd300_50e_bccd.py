@@ -8,7 +8,7 @@ _base_ = [
 input_size = 300
 model = dict(bbox_head=dict(type='ConfigurableSSDHead', num_classes=3))
 
-# the dataset base's pipelines (the study's augmentation), resized to 300x300 without keeping
+# the dataset base's pipelines (the project's augmentation), resized to 300x300 without keeping
 # the aspect ratio: a list is replaced whole
 train_pipeline = [
     dict(t, scale=(input_size, input_size), keep_ratio=False) if t['type'] == 'Resize' else t

@@ -46,7 +46,7 @@ model = dict(
         nms_pre=1000, min_bbox_size=0, score_thr=0.05, conf_thr=0.005,
         nms=dict(type='nms', iou_threshold=0.45), max_per_img=100))
 
-# the dataset base's pipelines (the study's augmentation) at 416x416: a list is replaced whole
+# the dataset base's pipelines (the project's augmentation) at 416x416: a list is replaced whole
 train_pipeline = [dict(t, scale=img_scale) if t['type'] == 'Resize' else t
                   for t in _base_.train_pipeline]
 test_pipeline = [dict(t, scale=img_scale) if t['type'] == 'Resize' else t

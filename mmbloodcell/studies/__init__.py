@@ -151,6 +151,8 @@ CHECKS = {
     'backbone': ('model.backbone type-arch/depth', _backbone),
     'train_transforms': ('transform types of the train pipeline (these must be present)',
                          lambda c: _walk_types(_train_pipeline(c), [])),
+    'train_transform_types': ('transform types of the train pipeline, in order (exactly these)',
+                              lambda c: _walk_types(_train_pipeline(c), [])),
     'sampler': ('train_dataloader.sampler.type',
                 lambda c: ((c.get('train_dataloader') or {}).get('sampler') or {}).get('type')),
 }

@@ -12,8 +12,10 @@ data_root = 'data/bccd/'
 img_scale = (640, 480)  # BCCD's native size; mmdet's COCO default 1333x800 only costs time
 backend_args = None
 
-# Augmentation of the study: random crop, resize, flip, photometric distortion
-# (brightness, saturation, hue), Gaussian noise / blur.
+# The project's augmentation: the BCCD study's (random crop, resize, flip, brightness,
+# saturation, hue, Gaussian noise) plus contrast (PhotoMetricDistortion) and Gaussian blur,
+# which the paper does not name. Its exact augmentation is ./bccd_study_augmentation.py,
+# used by the configs of configs/bccd_study/.
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),

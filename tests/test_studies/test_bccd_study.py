@@ -1,0 +1,94 @@
+"""The BCCD study as data (mmbloodcell/studies/bccd_sparse_rcnn.yaml): every config row of
+Table 1 matches the paper's settings, the check notices a changed value, and the paper's
+numbers are those of mmbloodcell.analysis.compare.REFERENCE."""
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+from mmbloodcell.analysis.compare import DET_KEYS, REFERENCE
+from mmbloodcell.studies import check_config, load_study, row_checks
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+STUDY = load_study('bccd')
+TABLE = STUDY['tables']['bccd-table1']
+CONFIG_ROWS = [r for r in TABLE['rows'] if r.get('kind', 'config') == 'config']
+# the row ids of Table 1 -> the model names of REFERENCE['detection']
+REFERENCE_NAME = {'ssd': 'SSD', 'sparse-rcnn': 'Sparse R-CNN', 'yolov8': 'YOLOv8',
+                  'yolov7': 'YOLOv7', 'yolof': 'YOLOF', 'yolov3': 'YOLOv3'}
+
+
+def _config(row):
+    return Config.fromfile(osp.join(REPO, row['config']))
+
+
+def test_table_rows():
+    assert STUDY['task'] == 'detection' and STUDY['data'] == 'bccd'
+    assert [r['id'] for r in TABLE['rows']] == list(REFERENCE_NAME)
+    assert [r['label'] for r in TABLE['rows']] == [
+        'SSD', 'SPARSE RCNN', 'YOLOv8', 'YOLOv7', 'YOLOF', 'YOLOv3']
+    kinds = {r['id']: r.get('kind', 'config') for r in TABLE['rows']}
+    assert kinds == dict(ssd='config', **{'sparse-rcnn': 'config'}, yolov8='yolo',
+                         yolov7='missing', yolof='config', yolov3='config')
+    yolo = next(r for r in TABLE['rows'] if r['id'] == 'yolov8')
+    assert yolo['yolo_args']['model'].startswith('yolov8')
+    assert next(r for r in TABLE['rows'] if r['id'] == 'yolov7')['reason']
+    # the columns are keys our runs write (CocoMetric, LatencyHook)
+    assert [c['key'] for c in TABLE['columns']] == [
+        'coco/bbox_mAP_50', 'coco/bbox_mAP_75', 'coco/bbox_mAP', 'speed/latency_ms']
+    for row in CONFIG_ROWS:
+        assert osp.isfile(osp.join(REPO, row['config'])), row['config']
+
+
+@pytest.mark.parametrize('row', CONFIG_ROWS, ids=lambda r: r['id'])
+def test_config_row_matches_paper(row):
+    checks = row_checks(STUDY, row)
+    assert {'optimizer', 'lr', 'weight_decay', 'losses', 'train_transform_types'} <= set(checks)
+    assert check_config(_config(row), checks, row['id']) == []
+
+
+def test_check_notices_a_changed_value():
+    row = next(r for r in TABLE['rows'] if r['id'] == 'ssd')
+    cfg = _config(row)
+    cfg.optim_wrapper.optimizer.lr = 2e-3
+    problems = check_config(cfg, row_checks(STUDY, row), 'ssd')
+    assert len(problems) == 1 and 'lr' in problems[0] and '0.02' in problems[0], problems
+
+    row = next(r for r in TABLE['rows'] if r['id'] == 'sparse-rcnn')
+    cfg = _config(row)
+    cfg.optim_wrapper.optimizer.type = 'AdamW'
+    problems = check_config(cfg, row_checks(STUDY, row), 'sparse-rcnn')
+    assert len(problems) == 1 and 'AdamW' in problems[0], problems
+
+
+def test_check_notices_an_unnamed_augmentation():
+    """The project's augmentation (contrast, blur) is not the paper's."""
+    row = next(r for r in TABLE['rows'] if r['id'] == 'ssd')
+    stock = Config.fromfile(osp.join(REPO, 'configs/ssd/ssd300_focal-giou-l1_50e_bccd.py'))
+    problems = check_config(stock, row_checks(STUDY, row), 'ssd')
+    assert any('train_transform_types' in p for p in problems), problems
+    assert any('lr' in p for p in problems), problems
+
+
+def test_paper_numbers_match_reference():
+    ref = REFERENCE['detection']
+    assert set(REFERENCE_NAME.values()) == set(ref)
+    ours = {v: k for k, v in DET_KEYS.items()}  # metric key -> REFERENCE key
+    for row in TABLE['rows']:
+        expected = ref[REFERENCE_NAME[row['id']]]
+        got = {ours[key]: value for key, value in row['paper'].items()}
+        assert got == expected, row['id']
+
+
+def test_docs_table_agrees_with_the_study():
+    """docs' protocol table holds one row per method element: element | paper | ours | why."""
+    docs = [osp.join(REPO, 'docs', name)
+            for name in ('paper_protocols_bccd.md', 'paper_protocols.md')]
+    text = '\n'.join(open(p, encoding='utf-8').read() for p in docs if osp.isfile(p))
+
+    def cell(value):
+        return '-' if value is None else str(value).replace('|', '\\|')
+
+    for e in STUDY['method']:
+        line = ' | '.join(cell(e.get(k)) for k in ('element', 'paper', 'ours', 'why'))
+        assert f'| {line} |' in text, e['element']

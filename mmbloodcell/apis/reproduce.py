@@ -95,8 +95,9 @@ def _pipelines(cfg):
 
 def smoke_options(cfg, task: str, size: int = 64, images: int = 4) -> Dict[str, object]:
     """cfg-options for a smoke run: one epoch of ``images`` training images, 2 val / test
-    images, batch 2, no workers; classification inputs resized to ``size`` (detectors keep
-    their size: their priors depend on it)."""
+    images, batch 2, no workers, no lr schedule, the last checkpoint instead of the best,
+    latency without warm-up; classification inputs resized to ``size`` (detectors keep their
+    size: their priors depend on it)."""
     options: Dict[str, object] = {'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1}
     for split, path, pipeline in _pipelines(cfg):
         n = images if split == 'train_dataloader' else 2
@@ -115,6 +116,12 @@ def smoke_options(cfg, task: str, size: int = 64, images: int = 4) -> Dict[str, 
                     options[f'{path}.pipeline.{i}.scale'] = (size, size)
     if cfg.get('param_scheduler'):
         options['param_scheduler'] = '[]'
+    # a barely trained detector may predict nothing: no metric to select a best epoch by
+    if (cfg.get('default_hooks') or {}).get('checkpoint', {}).get('save_best'):
+        options['default_hooks.checkpoint.save_best'] = 'None'
+    for i, hook in enumerate(cfg.get('custom_hooks') or []):
+        if isinstance(hook, dict) and hook.get('type') == 'LatencyHook':
+            options[f'custom_hooks.{i}.warmup'] = 0  # 2 test images: time them
     return options
 
 

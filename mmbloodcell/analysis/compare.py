@@ -40,7 +40,7 @@ def _reference() -> Dict[str, dict]:
     return {
         'detection': OrderedDict(
             (row['model'], {keys[k]: v for k, v in (row.get('paper') or {}).items() if k in keys})
-            for row in det['rows']),
+            for row in det['rows'] if row.get('paper')),
         'classification': OrderedDict(
             ((row['backbone'], row['loss']), row['paper']['binary/weighted_f1'])
             for row in cls['rows']),

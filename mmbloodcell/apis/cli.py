@@ -8,7 +8,7 @@
     (both also take --data-root DIR and --cfg-options key=value ...)
     mmbloodcell reproduce TABLE [--rows ROW ...] [--work-dir work_dirs/reproduce]
                          [--data-root DIR] [--dry-run] [--smoke] [--from-scratch]
-                         [--launcher none|pytorch|slurm] [--gpus N]
+                         [--launcher none|pytorch|slurm] [--gpus N] [--cfg-options k=v ...]
     mmbloodcell reproduce --list
     mmbloodcell crossval CONFIG [--folds 5] [--seed 0] [--work-dir DIR] [--data-root DIR]
                          [--smoke] [--from-scratch] [--cfg-options key=value ...]
@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
                      help='none: in this process; pytorch: tools/dist_train.sh; slurm: srun')
     rep.add_argument('--gpus', type=int, default=1, help='processes per row with --launcher')
+    rep.add_argument('--cfg-options', nargs='+', action=DictAction,
+                     help='override config settings of every row, key=value pairs, e.g. '
+                     'train_cfg.max_epochs=2')
     rep.add_argument('--root', help='the mmbloodcell checkout (default: the current folder)')
 
     cv = sub.add_parser('crossval', help='patient-wise k-fold cross-validation of a C-NMC config',
@@ -126,7 +129,7 @@ def _reproduce(args) -> int:
         doc = reproduce(args.table, work_dir=args.work_dir, rows=args.rows,
                         data_root=args.data_root, dry_run=args.dry_run, smoke=args.smoke,
                         from_scratch=args.from_scratch, launcher=args.launcher,
-                        gpus=args.gpus, root=args.root)
+                        gpus=args.gpus, root=args.root, cfg_options=args.cfg_options)
     except (KeyError, ReproduceError) as e:
         print(f'mmbloodcell reproduce: error: {e}', file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ import os.path as osp
 import runpy
 import shlex
 import subprocess
+import sys
 from contextlib import contextmanager
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -205,7 +206,8 @@ def _python(script: str, args: List[str], launcher: str, gpus: int) -> List[str]
 
 def _commands(step: dict, cfg, checkpoint: str, member_ckpts: List[str], resume: Optional[str],
               load_from: Optional[str], data_root: Optional[str], smoke: bool,
-              from_scratch: bool, launcher: str, gpus: int) -> Dict[str, List[str]]:
+              from_scratch: bool, launcher: str, gpus: int,
+              user_options: Optional[dict] = None) -> Dict[str, List[str]]:
     spec, row_dir = step['spec'], step['dir']
     options: Dict[str, object] = {}
     if from_scratch or smoke:
@@ -213,6 +215,7 @@ def _commands(step: dict, cfg, checkpoint: str, member_ckpts: List[str], resume:
     if smoke:
         options.update(smoke_options(cfg, step['task']))
     options.update(spec.get('cfg_options') or {})
+    options.update(user_options or {})
     if load_from:
         options['load_from'] = load_from
     if resume and smoke:  # one more epoch than the resumed run's
@@ -256,8 +259,10 @@ def _run_tool(root: str, cmd: List[str], launcher: str, log: Callable[[str], Non
     cmd = _shown(root, cmd)
     log('$ ' + ' '.join(shlex.quote(c) for c in cmd))
     if launcher != 'none' or cmd[0] != 'python':
-        with _cwd(root):
-            subprocess.run(cmd, check=True)
+        # this interpreter for `python` (and for the dist scripts' $PYTHON)
+        run = [sys.executable] + cmd[1:] if cmd[0] == 'python' else cmd
+        env = dict(os.environ, PYTHON=sys.executable)
+        subprocess.run(run, check=True, cwd=root, env=env)
         return
     script = osp.join(root, cmd[1])
     tool = runpy.run_path(script, run_name='mmbloodcell_reproduce')
@@ -309,7 +314,8 @@ def _prepare(study: dict, table: dict, root: str, data_root: Optional[str], dry_
 def reproduce(table_id: str, work_dir: str = 'work_dirs/reproduce', rows=None,
               data_root: Optional[str] = None, dry_run: bool = False, smoke: bool = False,
               from_scratch: bool = False, launcher: str = 'none', gpus: int = 1,
-              root: Optional[str] = None, log: Callable[[str], None] = print) -> dict:
+              root: Optional[str] = None, cfg_options: Optional[Dict[str, object]] = None,
+              log: Callable[[str], None] = print) -> dict:
     """Run (or with ``dry_run`` print) a table; returns the table document (``table.json``).
 
     Args:
@@ -319,6 +325,8 @@ def reproduce(table_id: str, work_dir: str = 'work_dirs/reproduce', rows=None,
         data_root: The dataset folder, for every row (``tools/train.py --data-root``).
         smoke / from_scratch / launcher / gpus: see the module docstring.
         root: The checkout with ``configs/`` and ``tools/``; default: the current folder.
+        cfg_options: Config overrides for every training and test run of the rows (e.g.
+            ``{'train_cfg.max_epochs': 2}`` for a shorter budget); the table lists them.
     """
     from mmengine.config import Config
     root = osp.abspath(root or '.')
@@ -389,7 +397,7 @@ def reproduce(table_id: str, work_dir: str = 'work_dirs/reproduce', rows=None,
                 checkpoint = _checkpoint_of(step['dir'], which) or osp.join(
                     step['dir'], f'{which}_*.pth')
             cmds = _commands(step, cfg, checkpoint, members, resume, load_from, data_root,
-                             smoke, from_scratch, launcher, gpus)
+                             smoke, from_scratch, launcher, gpus, cfg_options)
             commands = [_shown(root, c) for c in (cmds['train'], cmds['test']) if c]
             if dry_run:
                 for c in commands:
@@ -402,7 +410,7 @@ def reproduce(table_id: str, work_dir: str = 'work_dirs/reproduce', rows=None,
                 if checkpoint is None:
                     raise ReproduceError(f'{step["dir"]}: training wrote no checkpoint')
                 cmds = _commands(step, cfg, checkpoint, members, resume, load_from, data_root,
-                                 smoke, from_scratch, launcher, gpus)
+                                 smoke, from_scratch, launcher, gpus, cfg_options)
                 commands = [_shown(root, c) for c in (cmds['train'], cmds['test'])]
             _run_tool(root, cmds['test'], launcher, log)
         metrics = _row_metrics(step)
@@ -412,6 +420,11 @@ def reproduce(table_id: str, work_dir: str = 'work_dirs/reproduce', rows=None,
         os.makedirs(step['dir'], exist_ok=True)
         with open(result_path, 'w') as f:
             json.dump(results[key], f, indent=1)
+    for spec in table['rows']:  # rows not asked for this time: what an earlier run left
+        path = osp.join(root, work_dir, table_id, spec['id'], RESULT_FILE)
+        if (table_id, spec['id']) not in results and osp.isfile(path) and not dry_run:
+            with open(path) as f:
+                results[(table_id, spec['id'])] = json.load(f)
     doc = _table_doc(study, table_id, table, results, smoke=smoke, from_scratch=from_scratch,
                      data_root=data_root)
     if not dry_run:
@@ -556,11 +569,18 @@ def crossval(config: str, num_folds: int = 5, work_dir: Optional[str] = None, se
             options.update(smoke_options(cfg, 'classification'))
         options.update(cfg_options or {})
         val = cfg.val_dataloader.dataset
-        split = f'dict(num_folds={num_folds},fold={k},seed={seed}'
-        options['train_dataloader.dataset.patient_split'] = split + ",subset='train')"
-        options['train_dataloader.dataset.split'] = 'train'
-        options['val_dataloader.dataset.patient_split'] = split + ",subset='val')"
-        options['val_dataloader.dataset.split'] = 'train'
+
+        def fold_split(prefix: str, subset: str) -> Dict[str, object]:
+            # the whole patient_split replaced (_delete_): no ratio of the config is left
+            return {f'{prefix}.patient_split._delete_': True,
+                    f'{prefix}.patient_split.num_folds': num_folds,
+                    f'{prefix}.patient_split.fold': k,
+                    f'{prefix}.patient_split.seed': seed,
+                    f'{prefix}.patient_split.subset': subset,
+                    f'{prefix}.split': 'train'}
+
+        options.update(fold_split('train_dataloader.dataset', 'train'))
+        options.update(fold_split('val_dataloader.dataset', 'val'))
         options['val_dataloader.dataset.folds'] = tuple(val.get('folds') or (0, 1, 2))
         # the fold's test set: its validation patients (the val loader's dataset settings)
         test_options = {k2.replace('val_dataloader', 'test_dataloader'): v
@@ -568,7 +588,7 @@ def crossval(config: str, num_folds: int = 5, work_dir: Optional[str] = None, se
         test_options.update({k2: v for k2, v in options.items()
                              if not k2.startswith(('train_', 'val_', 'test_'))})
         test_options.update({'test_dataloader.dataset.subdirs': 'None',
-                             'test_dataloader.dataset.labels_optional': 'False'})
+                             'test_dataloader.dataset.labels_optional': False})
         if isinstance(cfg.get('test_evaluator'), dict) and \
                 cfg.test_evaluator.get('submission_file'):
             test_options['test_evaluator.submission_file'] = 'None'

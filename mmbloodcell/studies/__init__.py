@@ -203,9 +203,10 @@ def row_checks(study: dict, row: dict) -> Dict[str, object]:
     """The checks of a table row: the study's method checks, then the row's own (they win).
 
     A row lists ``skip_checks`` for method elements that do not apply to it (e.g. the
-    optimiser of a test-only ensemble)."""
+    optimiser of a test-only ensemble); a ``beyond_paper`` row (a model of the package shown
+    beside the paper's) has only its own checks."""
     checks = {}
-    for element in study.get('method', []):
+    for element in study.get('method', []) if not row.get('beyond_paper') else []:
         checks.update(element.get('check') or {})
     checks.update(row.get('check') or {})
     for name in row.get('skip_checks', []):

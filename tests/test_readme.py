@@ -138,3 +138,16 @@ def test_own_module_snippet_in_a_user_package(tmp_path):
 @pytest.mark.parametrize('marker', ['cnmc-walkthrough', 'own-module-snippet'])
 def test_readme_blocks_exist(marker):
     assert _block(marker).strip()
+
+
+def test_reproduce_dry_run_block_is_the_commands_output(capsys):
+    """README's `mmbloodcell reproduce fhl-table3 --dry-run` block is what the command prints
+    in a fresh checkout (no rows run yet)."""
+    if osp.isdir(osp.join(REPO, 'work_dirs', 'reproduce', 'fhl-table2')):
+        pytest.skip('work_dirs/reproduce/fhl-table2 exists here: the dry run would name its '
+                    'checkpoints')
+    from mmbloodcell.apis.cli import main
+    block = _block('reproduce-dry-run').splitlines()
+    assert block[0] == '$ mmbloodcell reproduce fhl-table3 --dry-run'
+    assert main(['reproduce', 'fhl-table3', '--dry-run', '--root', REPO]) == 0
+    assert capsys.readouterr().out.splitlines() == block[1:]

@@ -391,6 +391,11 @@ def reproduce(table_id: str, work_dir: str = 'work_dirs/reproduce', rows=None,
             resume = ckpt_of(spec['resume_from'], 'last') if spec.get('resume_from') else None
             load_from = ckpt_of(spec['load_from'], 'last') if spec.get('load_from') else None
             which = spec.get('checkpoint', 'best')
+            save_best = ((cfg.get('default_hooks') or {}).get('checkpoint') or {}).get(
+                'save_best')
+            selected_by = ('the members\' checkpoints' if spec.get('test_only') else
+                           f'best {save_best} on the validation split'
+                           if which == 'best' and save_best and not smoke else 'the last epoch')
             if spec.get('test_only'):
                 checkpoint = members[0] if members else spec.get('checkpoint_file', '-')
             else:
@@ -402,7 +407,8 @@ def reproduce(table_id: str, work_dir: str = 'work_dirs/reproduce', rows=None,
             if dry_run:
                 for c in commands:
                     log('$ ' + ' '.join(shlex.quote(x) for x in c))
-                results[key] = dict(status='planned', commands=[' '.join(c) for c in commands])
+                results[key] = dict(status='planned', selected_by=selected_by,
+                                    commands=[' '.join(c) for c in commands])
                 continue
             if cmds['train']:
                 _run_tool(root, cmds['train'], launcher, log)
@@ -415,6 +421,8 @@ def reproduce(table_id: str, work_dir: str = 'work_dirs/reproduce', rows=None,
             _run_tool(root, cmds['test'], launcher, log)
         metrics = _row_metrics(step)
         results[key] = dict(status='done', commands=[' '.join(c) for c in commands],
+                            selected_by=(selected_by if step['kind'] == 'config'
+                                         else 'ultralytics best.pt'),
                             metrics={k: v for k, v in metrics.items()
                                      if isinstance(v, (int, float))})
         os.makedirs(step['dir'], exist_ok=True)
@@ -455,6 +463,7 @@ def _table_doc(study, table_id, table, results, smoke, from_scratch, data_root) 
             values[col['key']] = dict(ours=ours, paper=(spec.get('paper') or {}).get(col['key']))
         rows.append(dict(id=spec['id'], label=spec.get('label', spec['id']),
                          config=spec.get('config'), status=res['status'],
+                         selected_by=res.get('selected_by'),
                          reason=res.get('reason'), commands=res.get('commands', []),
                          values=values))
     for derived in table.get('derived', []):
@@ -488,6 +497,7 @@ def table_markdown(doc: dict) -> str:
     head = ['Row']
     for col in doc['columns']:
         head += [f"{col['name']} ours", f"{col['name']} paper"]
+    head.append('checkpoint tested')
     lines = [f"# {doc['title']}", '',
              f"Study: {doc['study']} ({(doc.get('paper') or {}).get('file', '')}); "
              f"test split: {doc.get('split')}", '',
@@ -497,6 +507,7 @@ def table_markdown(doc: dict) -> str:
         for col in doc['columns']:
             v = row['values'][col['key']]
             cells += [_fmt(v['ours'], col['digits']), _fmt(v['paper'], col['digits'])]
+        cells.append(row.get('selected_by') or '-')
         lines.append('| ' + ' | '.join(cells) + ' |')
     for note in doc['notes']:
         lines += ['', note]
@@ -570,21 +581,26 @@ def crossval(config: str, num_folds: int = 5, work_dir: Optional[str] = None, se
         options.update(cfg_options or {})
         val = cfg.val_dataloader.dataset
 
-        def fold_split(prefix: str, subset: str) -> Dict[str, object]:
-            # the whole patient_split replaced (_delete_): no ratio of the config is left
-            return {f'{prefix}.patient_split._delete_': True,
-                    f'{prefix}.patient_split.num_folds': num_folds,
-                    f'{prefix}.patient_split.fold': k,
-                    f'{prefix}.patient_split.seed': seed,
-                    f'{prefix}.patient_split.subset': subset,
-                    f'{prefix}.split': 'train'}
+        def fold_split(split: str, subset: str) -> Dict[str, object]:
+            prefix = f'{split}.dataset'
+            current = ((cfg.get(split) or {}).get('dataset') or {}).get('patient_split')
+            # replace a patient_split dict whole (_delete_: none of its ratio is left); a
+            # missing one (or None) is simply set
+            options = {f'{prefix}.patient_split._delete_': True} if current else {}
+            options.update({f'{prefix}.patient_split.num_folds': num_folds,
+                            f'{prefix}.patient_split.fold': k,
+                            f'{prefix}.patient_split.seed': seed,
+                            f'{prefix}.patient_split.subset': subset,
+                            f'{prefix}.split': 'train'})
+            return options
 
-        options.update(fold_split('train_dataloader.dataset', 'train'))
-        options.update(fold_split('val_dataloader.dataset', 'val'))
+        options.update(fold_split('train_dataloader', 'train'))
+        options.update(fold_split('val_dataloader', 'val'))
         options['val_dataloader.dataset.folds'] = tuple(val.get('folds') or (0, 1, 2))
         # the fold's test set: its validation patients (the val loader's dataset settings)
-        test_options = {k2.replace('val_dataloader', 'test_dataloader'): v
-                        for k2, v in options.items() if k2.startswith('val_dataloader')}
+        test_options = {k2: v for k2, v in options.items() if k2.startswith('test_')}
+        test_options.update(fold_split('test_dataloader', 'val'))
+        test_options['test_dataloader.dataset.folds'] = options['val_dataloader.dataset.folds']
         test_options.update({k2: v for k2, v in options.items()
                              if not k2.startswith(('train_', 'val_', 'test_'))})
         test_options.update({'test_dataloader.dataset.subdirs': 'None',

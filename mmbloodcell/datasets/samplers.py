@@ -3,8 +3,9 @@
 The C-NMC training folds hold 7,272 ``all`` and 3,389 ``hem`` cells. The DenseNet-201 /
 EfficientNet-B2 study balanced them offline with augmented copies (9,272 ``all``, 10,778
 ``hem``); :class:`ClassBalancedOverSampler` does it online (the augmentation makes the repeats
-differ): ``target_ratio=1.0`` balances, ``0.86`` (9,272 / 10,778) is the study's proportion,
-and ``repeat_factors=dict(hem=10778 / 3389, all=9272 / 7272)`` gives the study's class sizes
+differ): ``target_ratio=1.0`` balances. ``target_ratio`` only raises the smaller classes
+towards the largest, so it cannot give the study's sizes, where the minority ``hem`` ends up
+the larger class; ``repeat_factors=dict(hem=10778 / 3389, all=9272 / 7272)`` gives them
 exactly (10,778 ``hem`` and 9,272 ``all`` indices per epoch).
 """
 import math

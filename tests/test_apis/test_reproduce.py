@@ -63,7 +63,9 @@ def test_smoke_cnmc_tables(table_id, cnmc_root, work_dir):
     for row in doc['rows']:
         for col in doc['columns']:
             ours = row['values'][col['key']]['ours']
-            if table_id != 'fhl-table2':  # the final set of the generated release is unlabelled
+            # the final set of the generated release is unlabelled; dF1 is undefined when
+            # every smoke F1 is 0 (a mean of 0)
+            if table_id != 'fhl-table2' and col['key'] != 'dF1':
                 assert ours is not None, (row['id'], col['key'])
     if table_id == 'fhl-table2':
         # no labels for the final set: the challenge's submission file instead of scores

@@ -415,6 +415,8 @@ def reproduce(table_id: str, work_dir: str = 'work_dirs/reproduce', rows=None,
                 checkpoint = _checkpoint_of(step['dir'], which)
                 if checkpoint is None:
                     raise ReproduceError(f'{step["dir"]}: training wrote no checkpoint')
+                if not osp.basename(checkpoint).startswith('best_'):
+                    selected_by = 'the last epoch'  # no validation ran (or none was best)
                 cmds = _commands(step, cfg, checkpoint, members, resume, load_from, data_root,
                                  smoke, from_scratch, launcher, gpus, cfg_options)
                 commands = [_shown(root, c) for c in (cmds['train'], cmds['test'])]

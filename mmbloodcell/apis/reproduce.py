@@ -457,7 +457,10 @@ def _table_doc(study, table_id, table, results, smoke, from_scratch, data_root) 
     columns = table['columns']
     rows = []
     for spec in table['rows']:
-        res = results.get((table_id, spec['id']), dict(status='not run', commands=[]))
+        res = results.get((table_id, spec['id']))
+        if res is None:
+            res = (dict(status='missing', reason=spec.get('reason', ''), commands=[])
+                   if spec.get('kind') == 'missing' else dict(status='not run', commands=[]))
         metrics = res.get('metrics', {})
         values = {}
         for col in columns:

@@ -30,12 +30,7 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='vertical'),
     dict(type='PackInputs', meta_keys=meta_keys),
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='CropToCell', margin=2),
-    dict(type='Resize', scale=(img_size, img_size)),
-    dict(type='PackInputs', meta_keys=meta_keys),
-]
+test_pipeline = {{_base_.test_pipeline}}  # the cells as they are: crop and resize only
 
 train_dataloader = dict(
     # the online equivalent of the offline balancing to 20,050 images (10,778 hem / 9,272

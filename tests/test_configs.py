@@ -44,11 +44,15 @@ def _no_download(cfg):
 
 @pytest.fixture(scope='module')
 def cnmc_root(tmp_path_factory):
-    """A generated C-NMC release with the stain reference the stain-norm configs read."""
+    """A generated C-NMC release with the stain reference the stain-norm configs read and the
+    training set's mean / std the FHL study's configs read."""
     from cnmc_release import make_synthetic_cnmc, write_stain_reference
+    from script_loader import load_script
     root = str(tmp_path_factory.mktemp('configs') / 'C-NMC_Leukemia')
     make_synthetic_cnmc(root, img_size=48, patients_per_fold=(1, 1), cells_per_patient=2)
     write_stain_reference(root)
+    tool = load_script('tools/analysis/cnmc_mean_std.py')
+    tool.main([root])  # writes <root>/mean_std.json
     return root
 
 
@@ -112,10 +116,23 @@ def test_test_split(path):
     if cfg.default_scope == 'mmdet':
         assert test.dataset.ann_file == 'annotations/test.json', path
         assert cfg.test_evaluator.ann_file == cfg.data_root + 'annotations/test.json', path
+    elif '_study' in osp.dirname(path):
+        # a study's own test set (its value is checked against the paper in tests/test_studies):
+        # the final or preliminary set, or held-out cells of the training folds, never all of
+        # them
+        ds = test.dataset
+        assert ds.split in ('final_test', 'prelim_test', 'train'), path
+        if ds.split == 'train':
+            held_out = (ds.get('patient_split') or {}).get('subset') == 'val' or \
+                (ds.get('class_subsample') or {}).get('offset', 0) > 0
+            assert held_out, f'{path}: the test set is the training folds without a held-out part'
     else:
         assert test.dataset.split == 'prelim_test', path
         assert 'folds' not in test.dataset and 'patient_split' not in test.dataset, path
     val = cfg.get('val_dataloader')
     if val:
-        assert val.dataset != test.dataset, f'{path}: the test loader reads the val split'
+        # a study without a validation set (the six-backbone study, the frozen-EfficientNet
+        # report's "maximum validation accuracy") tests on what it validates on
+        if not ('_study' in osp.dirname(path) and test.dataset.get('split') == 'train'):
+            assert val.dataset != test.dataset, f'{path}: the test loader reads the val split'
         assert val.sampler == test.sampler and val.batch_size == test.batch_size, path

@@ -113,8 +113,20 @@ def test_remote_weights_and_offline_message():
 
 
 def test_train_offline_names_the_weights_and_the_fix(tmp_path, monkeypatch):
-    """A config whose pretrained URL cannot be reached (here a closed local port) stops with the
-    URL, where to put the file and the --cfg-options that avoid it, not a bare URLError."""
+    """A config whose pretrained URL cannot be reached stops with the URL, where to put the file
+    and the --cfg-options that avoid it, not a bare URLError. Nothing is contacted: torch.hub's
+    urlopen (the downloader mmengine's http loader ends in) refuses, as offline."""
+    import urllib.error
+
+    import torch.hub
+
+    asked = []
+
+    def offline(request, *args, **kwargs):
+        asked.append(getattr(request, 'full_url', request))
+        raise urllib.error.URLError(f'network disabled in the tests: {asked[-1]}')
+
+    monkeypatch.setattr(torch.hub, 'urlopen', offline)
     from cnmc_release import make_synthetic_cnmc
     root = str(tmp_path / 'cnmc')
     make_synthetic_cnmc(root, img_size=32, num_folds=1, patients_per_fold=(1, 1),
@@ -133,6 +145,7 @@ def test_train_offline_names_the_weights_and_the_fix(tmp_path, monkeypatch):
     assert 'model.backbone.init_cfg.checkpoint = http://127.0.0.1:9/zoo/simplenet_in1k.pth' in msg
     assert '--cfg-options model.backbone.init_cfg=None' in msg
     assert 'checkpoints/simplenet_in1k.pth' in msg
+    assert asked == ['http://127.0.0.1:9/zoo/simplenet_in1k.pth']  # refused, never sent
 
 
 def test_parsers_take_data_root_and_mpi():

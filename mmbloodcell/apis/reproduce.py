@@ -32,7 +32,7 @@ import sys
 from contextlib import contextmanager
 from typing import Callable, Dict, List, Optional, Sequence
 
-from mmbloodcell.studies import find_table, load_studies
+from mmbloodcell.studies import find_table, load_studies, loader_pipelines
 
 __all__ = ['reproduce', 'crossval', 'plan_table', 'table_markdown', 'relative_to_mean',
            'smoke_options', 'scratch_options', 'list_tables', 'RESULT_FILE', 'ReproduceError']
@@ -83,24 +83,13 @@ def scratch_options(cfg) -> Dict[str, object]:
     return options
 
 
-def _pipelines(cfg):
-    for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        loader = cfg.get(split)
-        if not loader:
-            continue
-        path, dataset = f'{split}.dataset', loader.get('dataset', {})
-        while 'pipeline' not in dataset and 'dataset' in dataset:
-            path, dataset = f'{path}.dataset', dataset['dataset']
-        yield split, path, dataset.get('pipeline') or []
-
-
 def smoke_options(cfg, task: str, size: int = 64, images: int = 4) -> Dict[str, object]:
     """cfg-options for a smoke run: one epoch of ``images`` training images, 2 val / test
     images, batch 2, no workers, no lr schedule, the last checkpoint instead of the best,
     latency without warm-up; classification inputs resized to ``size`` (detectors keep their
     size: their priors depend on it)."""
     options: Dict[str, object] = {'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1}
-    for split, path, pipeline in _pipelines(cfg):
+    for split, path, pipeline in loader_pipelines(cfg):
         n = images if split == 'train_dataloader' else 2
         options[f'{path}.indices'] = n
         options[f'{split}.batch_size'] = 2 if split == 'train_dataloader' else 1
@@ -127,31 +116,22 @@ def smoke_options(cfg, task: str, size: int = 64, images: int = 4) -> Dict[str, 
 
 
 def _checkpoint_of(row_dir: str, which: str = 'best') -> Optional[str]:
-    """The row's checkpoint: ``best_*.pth`` (``which='best'``, else the last) or the last."""
+    """The row's checkpoint: ``best_*.pth`` (``which='best'``, when there is one), else the
+    last complete one (:func:`~mmbloodcell.apis.tool_config.find_resume_checkpoint`)."""
+    from mmbloodcell.apis.tool_config import find_resume_checkpoint
     if not osp.isdir(row_dir):
         return None
-    names = os.listdir(row_dir)
-    best = sorted(n for n in names if n.startswith('best_') and n.endswith('.pth'))
+    best = sorted(n for n in os.listdir(row_dir) if n.startswith('best_') and n.endswith('.pth'))
     if which == 'best' and best:
         return osp.join(row_dir, best[-1])
-    last_file = osp.join(row_dir, 'last_checkpoint')
-    if osp.isfile(last_file):
-        with open(last_file) as f:
-            path = f.read().strip()
-        if path and osp.isfile(path):
-            return path
-    epochs = sorted((n for n in names if n.startswith('epoch_') and n.endswith('.pth')),
-                    key=lambda n: int(n[6:-4]) if n[6:-4].isdigit() else -1)
-    return osp.join(row_dir, epochs[-1]) if epochs else None
+    return find_resume_checkpoint(row_dir)
 
 
 def _row_ref(table_id: str, ref: str) -> tuple:
     return tuple(ref.split('/', 1)) if '/' in ref else (table_id, ref)
 
 
-def plan_table(table_id: str, work_dir: str = 'work_dirs/reproduce', rows=None,
-               data_root: Optional[str] = None, smoke: bool = False, from_scratch: bool = False,
-               launcher: str = 'none', gpus: int = 1, root: str = '.') -> List[dict]:
+def plan_table(table_id: str, work_dir: str = 'work_dirs/reproduce', rows=None) -> List[dict]:
     """The steps of a table, in run order (rows another row needs come first).
 
     Each step: ``table``, ``row`` (id), ``spec`` (the row's data), ``dir``, and ``kind``
@@ -340,8 +320,7 @@ def reproduce(table_id: str, work_dir: str = 'work_dirs/reproduce', rows=None,
     work_dir = osp.abspath(osp.join(root, work_dir)) if not osp.isabs(work_dir) else work_dir
     if data_root and not osp.isabs(data_root):
         data_root = osp.abspath(data_root)
-    steps = plan_table(table_id, work_dir, rows, data_root, smoke, from_scratch, launcher, gpus,
-                       root)
+    steps = plan_table(table_id, work_dir, rows)
     _prepare(study, table, root, data_root, dry_run, log)
     results: Dict[tuple, dict] = {}
     for step in steps:

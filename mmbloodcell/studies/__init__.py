@@ -25,7 +25,7 @@ import os.path as osp
 from typing import Dict, List, Optional
 
 __all__ = ['STUDY_DIR', 'load_studies', 'load_study', 'find_table', 'CHECKS', 'config_value',
-           'check_config', 'row_checks', 'protocols_markdown']
+           'check_config', 'row_checks', 'protocols_markdown', 'loader_pipelines']
 
 STUDY_DIR = osp.dirname(osp.abspath(__file__))
 
@@ -63,12 +63,25 @@ def _optimizer(cfg) -> dict:
     return dict(cfg.get('optim_wrapper', {}).get('optimizer', {}) or {})
 
 
+def loader_pipelines(cfg):
+    """``(loader, dataset path, pipeline)`` of the train / val / test loaders that ``cfg`` has,
+    dataset wrappers opened (e.g. ``('train_dataloader', 'train_dataloader.dataset.dataset',
+    [...])`` for a wrapped dataset)."""
+    for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(split)
+        if not loader:
+            continue
+        path, dataset = f'{split}.dataset', loader.get('dataset', {}) or {}
+        while 'pipeline' not in dataset and 'dataset' in dataset:  # dataset wrappers
+            path, dataset = f'{path}.dataset', dataset['dataset']
+        yield split, path, list(dataset.get('pipeline') or [])
+
+
 def _train_pipeline(cfg) -> list:
-    loader = cfg.get('train_dataloader') or {}
-    dataset = loader.get('dataset', {}) or {}
-    while 'pipeline' not in dataset and 'dataset' in dataset:  # dataset wrappers
-        dataset = dataset['dataset']
-    return list(dataset.get('pipeline', []) or [])
+    for split, _, pipeline in loader_pipelines(cfg):
+        if split == 'train_dataloader':
+            return pipeline
+    return []
 
 
 def _walk_types(node, out: list) -> list:

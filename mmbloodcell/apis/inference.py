@@ -42,7 +42,7 @@ from mmbloodcell.evaluation.metrics.binary_metrics import patient_votes
 from mmbloodcell.models.heads.binary_cls_head import positive_prob
 from mmbloodcell.structures import count_cells, instances_to_detections
 from mmbloodcell.utils.paths import IMAGE_EXTENSIONS, natural_key
-from mmbloodcell.visualization import CellDetVisualizer
+from mmbloodcell.visualization import CellDetVisualizer, draw_detections
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'expand_images', 'read_image', 'output_stems', 'CellDetector',
@@ -373,6 +373,14 @@ class CellDetector(_ImageFiles, DetInferencer):
             pred.pred_instances = instances[instances.scores >= self.score_thr]
         return preds
 
+    def detect(self, img: np.ndarray, img_path: Optional[str] = None) -> List[dict]:
+        """The boxes of one decoded image (BGR array) kept by :meth:`forward`, as
+        :func:`~mmbloodcell.structures.instances_to_detections` records in original-image
+        pixels. Every detection backend has this method (what :func:`run_detection` calls)."""
+        inputs = img if img_path is None else dict(img=img, img_path=img_path)
+        result = self(inputs, return_datasamples=True)
+        return instances_to_detections(result['predictions'][0].pred_instances, self.classes)
+
     def visualize(self, inputs, preds, **kwargs):
         """``DetInferencer.visualize`` on BGR array inputs (what the test pipeline takes),
         drawing every box :meth:`forward` kept (``pred_score_thr`` is not applied again)."""
@@ -431,16 +439,14 @@ def run_detection(config, checkpoint: str, images: Union[str, Sequence[str]], ou
             continue
         rec.update(height=int(img.shape[0]), width=int(img.shape[1]))
         try:
-            result = detector(dict(img=img, img_path=path), return_datasamples=True,
-                              return_vis=save_annotated)
+            dets = detector.detect(img, path)
         except Exception as e:  # noqa: BLE001 - report the image, go on with the others
             rec.update(status='error', error=_failure(e))
             continue
-        dets = instances_to_detections(result['predictions'][0].pred_instances, classes)
         rec.update(detections=dets, counts=count_cells(dets, classes))
         if save_annotated:
             rec['annotated'] = osp.join('annotated', f'{stem}.png')
-            cv2.imwrite(osp.join(out_dir, rec['annotated']), result['visualization'][0][..., ::-1])
+            cv2.imwrite(osp.join(out_dir, rec['annotated']), draw_detections(img, dets, classes))
 
     doc = OrderedDict(task='detect', config=detector.config_name,
                       checkpoint=detector.checkpoint, score_thr=detector.score_thr,

@@ -25,12 +25,11 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import load_checkpoint
 
-from cnmc_release import make_synthetic_cnmc, write_stain_reference
 import mmbloodcell  # noqa: F401
 from mmbloodcell.apis.cli import main
 from mmbloodcell.apis.gradcam import cam_to_image, grad_cam
 from mmbloodcell.apis.inference import CellClassifier, output_stems
-from mmbloodcell.apis.tool_config import build_runner, set_data_root
+
 from mmbloodcell.registry import CLS_MODELS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -58,80 +57,6 @@ def _read_csv(path):
     return rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
 
 
-def _bad_files(folder, real_image, truncated_name):
-    """A zero-byte .jpg, a text file named .png and the first half of a real image."""
-    open(osp.join(folder, 'empty.jpg'), 'wb').close()
-    with open(osp.join(folder, 'notes.png'), 'w') as f:
-        f.write('this is not an image\n')
-    with open(real_image, 'rb') as f:
-        data = f.read()
-    with open(osp.join(folder, truncated_name), 'wb') as f:
-        f.write(data[:len(data) // 2])
-
-
-# ----------------------------------------------------------------------------------------------
-# Fixtures: trainings (once per module)
-# ----------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope='module')
-def detector(bccd_mini, tmp_path_factory):
-    """FCOS R-18 (the CPU demo config) trained 2 iterations on 2 real BCCD images."""
-    base = tmp_path_factory.mktemp('det')
-    cfg = Config.fromfile(FCOS_DEMO)
-    scale = (320, 240)
-    train_pipeline = [
-        dict(type='LoadImageFromFile'),
-        dict(type='LoadAnnotations', with_bbox=True),
-        dict(type='Resize', scale=scale, keep_ratio=True),
-        dict(type='PackDetInputs')
-    ]
-    cfg.train_dataloader = dict(
-        batch_size=2, num_workers=0, persistent_workers=False,
-        sampler=dict(type='DefaultSampler', shuffle=False),
-        dataset=dict(type='BCCDDataset', data_root=bccd_mini['data_root'],
-                     ann_file=bccd_mini['train'], data_prefix=dict(img='JPEGImages/'),
-                     pipeline=train_pipeline, indices=2,
-                     filter_cfg=dict(filter_empty_gt=True)))
-    for step in cfg.test_dataloader.dataset.pipeline:
-        if step['type'] == 'Resize':
-            step['scale'] = scale
-    cfg.test_dataloader.update(num_workers=0, persistent_workers=False)
-    cfg.test_dataloader.dataset.update(data_root=bccd_mini['data_root'],
-                                       ann_file=bccd_mini['test'])
-    cfg.test_evaluator.ann_file = bccd_mini['test']
-    cfg.val_dataloader = None
-    cfg.val_cfg = None
-    cfg.val_evaluator = None
-    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=2, val_interval=100)
-    cfg.param_scheduler = []
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=2,
-                                        save_optimizer=False)
-    cfg.default_hooks.logger.interval = 1
-    cfg.custom_hooks = []
-    cfg.model.backbone.init_cfg = None
-    # the config keeps the demo's test_cfg.score_thr=0.05: the CLI lowers it to --score-thr
-    assert cfg.model.test_cfg.score_thr == 0.05
-    cfg.work_dir = str(base / 'work')
-    cfg.experiment_name = 'cli_fcos'
-    build_runner(cfg).train()
-    ckpt = osp.join(cfg.work_dir, 'epoch_2.pth')
-    assert osp.isfile(ckpt), os.listdir(cfg.work_dir)
-    cfg_path = str(base / 'fcos_small.py')
-    cfg.dump(cfg_path)
-    return dict(config=cfg_path, ckpt=ckpt, base=base)
-
-
-@pytest.fixture(scope='module')
-def bccd_images(bccd_root, tmp_path_factory):
-    """A folder: three real BCCD smears (links) and three bad files."""
-    folder = tmp_path_factory.mktemp('smears')
-    names = ['BloodImage_00000.jpg', 'BloodImage_00001.jpg', 'BloodImage_00002.jpg']
-    for name in names:
-        os.symlink(osp.join(bccd_root, 'JPEGImages', name), folder / name)
-    _bad_files(str(folder), osp.join(bccd_root, 'JPEGImages', names[0]), 'truncated.jpg')
-    return dict(folder=str(folder), good=names, bad=['empty.jpg', 'notes.png', 'truncated.jpg'])
-
-
 @pytest.fixture(scope='module')
 def reference_detections(detector, bccd_images, tmp_path_factory):
     """In-process ``main`` at --score-thr 0 on the three good images: every box the model
@@ -143,66 +68,6 @@ def reference_detections(detector, bccd_images, tmp_path_factory):
     assert rc == 0
     doc = json.load(open(osp.join(out, 'detections.json')))
     return {r['file_name']: r for r in doc['images']}
-
-
-def _small_cnmc_cfg(data_root, seed):
-    cfg = Config.fromfile(SIMPLENET)
-    set_data_root(cfg, data_root)
-    for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        loader = cfg[split]
-        loader.update(batch_size=4, num_workers=0, persistent_workers=False)
-        for step in loader.dataset.pipeline:
-            if step['type'] == 'Resize':
-                step['scale'] = (SIZE, SIZE)
-    cfg.train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1,
-                                        save_optimizer=False)
-    cfg.default_hooks.logger.interval = 1
-    cfg.custom_hooks = []
-    cfg.randomness = dict(seed=seed, deterministic=False)
-    return cfg
-
-
-@pytest.fixture(scope='module')
-def classifiers(tmp_path_factory):
-    """Two SimpleNet models (seeds 0 and 1), one epoch at 64 px on synthetic C-NMC cells."""
-    base = tmp_path_factory.mktemp('cls')
-    root = str(base / 'C-NMC_Leukemia')
-    make_synthetic_cnmc(root, img_size=SIZE, num_folds=3, patients_per_fold=(1, 1),
-                        cells_per_patient=2, prelim_patients=(1, 1), final_patients=(1, 1),
-                        seed=0)
-    write_stain_reference(root)
-    out = {}
-    for name, seed in (('a', 0), ('b', 1)):
-        cfg = _small_cnmc_cfg(root, seed)
-        cfg.work_dir = str(base / f'work_{name}')
-        cfg.experiment_name = f'cli_simplenet_{name}'
-        build_runner(cfg).train()
-        ckpt = osp.join(cfg.work_dir, 'epoch_1.pth')
-        assert osp.isfile(ckpt), os.listdir(cfg.work_dir)
-        cfg_path = str(base / f'simplenet_{name}.py')
-        cfg.dump(cfg_path)
-        out[name] = dict(config=cfg_path, ckpt=ckpt)
-    out['base'] = base
-    return out
-
-
-@pytest.fixture(scope='module')
-def cells(cnmc_samples_root, tmp_path_factory):
-    """A folder: the six real C-NMC cells (links, in all/ and hem/) and three bad files, one
-    of them a truncated cell of patient 1."""
-    folder = tmp_path_factory.mktemp('cells')
-    good = []
-    for cls in ('all', 'hem'):
-        os.makedirs(folder / cls)
-        for path in sorted(glob.glob(osp.join(cnmc_samples_root, cls, '*.bmp'))):
-            os.symlink(path, folder / cls / osp.basename(path))
-            good.append(osp.basename(path))
-    assert len(good) == 6
-    _bad_files(str(folder), osp.join(cnmc_samples_root, 'all', good[0]),
-               osp.join('all', 'UID_1_99_1_all.bmp'))
-    return dict(folder=str(folder), good=good, root=cnmc_samples_root,
-                bad=['empty.jpg', 'notes.png', 'UID_1_99_1_all.bmp'])
 
 
 @pytest.fixture(scope='module')

@@ -32,6 +32,8 @@ install_requires = [
 extras_require = {
     'yolo': ['ultralytics>=8.3,<9'],
     'tests': ['pytest', 'pytest-timeout'],
+    # mmbloodcell export / --backend onnxruntime (torch.onnx's exporter needs onnxscript)
+    'deploy': ['onnx', 'onnxscript', 'onnxruntime'],
 }
 
 setup(

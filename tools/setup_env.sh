@@ -2,15 +2,15 @@
 # Set up mmbloodcell's environment from nothing, idempotently:
 #   .venv/ (or $MMBC_VENV) with torch 2.11.0 / torchvision 0.26.0, mmengine 0.10.7,
 #   mmcv 2.1.0 built from source WITH its compiled ops, mmdet 3.3.0, mmpretrain 1.2.0,
-#   and mmbloodcell itself in editable mode (with the [tests,yolo] extras).
+#   and mmbloodcell itself in editable mode (with the [tests,yolo,deploy] extras).
 # A second run checks a stamp and the imports and returns in seconds; it rebuilds nothing.
-# Usage: bash tools/setup_env.sh        (env: PYTHON=python3.x, MMBC_VENV=path, MMBC_EXTRAS=tests,yolo; the default)
+# Usage: bash tools/setup_env.sh        (env: PYTHON=python3.x, MMBC_VENV=path, MMBC_EXTRAS=tests,yolo,deploy; the default)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MMBC_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
-EXTRAS="${MMBC_EXTRAS:-tests,yolo}"
+EXTRAS="${MMBC_EXTRAS:-tests,yolo,deploy}"
 PY="$VENV/bin/python"
 STAMP="$VENV/.mmbloodcell-setup"
 

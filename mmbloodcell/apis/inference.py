@@ -46,7 +46,8 @@ from mmbloodcell.visualization import CellDetVisualizer, draw_detections
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'expand_images', 'read_image', 'output_stems', 'CellDetector',
-    'CellClassifier', 'patient_summary', 'run_detection', 'run_classification'
+    'CellClassifier', 'patient_summary', 'run_detection', 'run_classification', 'BACKENDS',
+    'build_detector', 'build_classifier'
 ]
 
 #: ``CKPT`` values meaning "no checkpoint" (an ensemble whose config names its members').
@@ -394,10 +395,28 @@ class CellDetector(_ImageFiles, DetInferencer):
         return super().visualize(rgb, preds, **kwargs)
 
 
+#: the inference backends of :func:`build_detector` / :func:`build_classifier`
+BACKENDS = ('pytorch', )
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f'unknown backend {backend!r}: use one of {", ".join(BACKENDS)} '
+                         f'(--backend {BACKENDS[0]})')
+
+
+def build_detector(config, checkpoint: str, backend: str = 'pytorch', **kwargs):
+    """The detector of ``backend`` (``'pytorch'``: :class:`CellDetector`): an object with
+    ``detect(img, img_path=None)``, ``read(path)``, ``classes``, ``score_thr``,
+    ``config_name`` and ``checkpoint``. ``kwargs`` go to its constructor."""
+    _check_backend(backend)
+    return CellDetector(config, checkpoint, **kwargs)
+
+
 def run_detection(config, checkpoint: str, images: Union[str, Sequence[str]], out_dir: str,
                   score_thr: float = 0.3, device: Optional[str] = None,
                   cfg_options: Optional[dict] = None, progress: Optional[bool] = None,
-                  save_annotated: bool = True) -> dict:
+                  save_annotated: bool = True, backend: str = 'pytorch') -> dict:
     """Detect cells in image files and folders and write the results to ``out_dir``.
 
     Files written:
@@ -420,13 +439,14 @@ def run_detection(config, checkpoint: str, images: Union[str, Sequence[str]], ou
         out_dir (str): Output folder (created).
         progress (bool, optional): Show a progress bar; None: when a folder was given.
         save_annotated (bool): Write the annotated images. Defaults to True.
+        backend (str): See :func:`build_detector`. Defaults to ``'pytorch'``.
 
     Returns:
         dict: The content of ``detections.json``.
     """
     paths, progress = _inputs(images, progress)
-    detector = CellDetector(config, checkpoint, device=device, score_thr=score_thr,
-                            cfg_options=cfg_options)
+    detector = build_detector(config, checkpoint, backend, device=device, score_thr=score_thr,
+                              cfg_options=cfg_options)
     classes = list(detector.classes)
     os.makedirs(osp.join(out_dir, 'annotated') if save_annotated else out_dir, exist_ok=True)
     records = []
@@ -613,6 +633,15 @@ class CellClassifier(_ImageFiles, ImageClassificationInferencer):
         return results
 
 
+def build_classifier(config, checkpoint: Optional[str], backend: str = 'pytorch', **kwargs):
+    """The classifier of ``backend`` (``'pytorch'``: :class:`CellClassifier`): an object with
+    ``predict(imgs, saliency=False, batch_size=8)``, ``read(path)``, ``classes``,
+    ``positive``, ``threshold``, ``member_names``, ``config_name`` and ``checkpoint``.
+    ``kwargs`` go to its constructor."""
+    _check_backend(backend)
+    return CellClassifier(config, checkpoint, **kwargs)
+
+
 def patient_summary(records: Sequence[dict], threshold: float) -> Dict[str, dict]:
     """Per patient: cells, mean probability of ``all`` and the majority-vote label.
 
@@ -661,7 +690,8 @@ def _patient_of(path: str) -> Tuple[Optional[str], Optional[str]]:
 def run_classification(config, checkpoint: Optional[str], images: Union[str, Sequence[str]],
                        out_dir: str, threshold: Optional[float] = None, saliency: bool = False,
                        device: Optional[str] = None, cfg_options: Optional[dict] = None,
-                       batch_size: int = 8, progress: Optional[bool] = None) -> dict:
+                       batch_size: int = 8, progress: Optional[bool] = None,
+                       backend: str = 'pytorch') -> dict:
     """Classify cell images (probability of ALL) and write the results to ``out_dir``.
 
     Files written:
@@ -693,13 +723,14 @@ def run_classification(config, checkpoint: Optional[str], images: Union[str, Seq
         saliency (bool): Write the Grad-CAM images. Defaults to False.
         batch_size (int): Images per forward pass. Defaults to 8.
         progress (bool, optional): Show a progress bar; None: when a folder was given.
+        backend (str): See :func:`build_classifier`. Defaults to ``'pytorch'``.
 
     Returns:
         dict: The content of ``predictions.json``.
     """
     paths, progress = _inputs(images, progress)
-    clf = CellClassifier(config, checkpoint, device=device, threshold=threshold,
-                         cfg_options=cfg_options)
+    clf = build_classifier(config, checkpoint, backend, device=device, threshold=threshold,
+                           cfg_options=cfg_options)
     os.makedirs(out_dir, exist_ok=True)
     step = max(1, int(batch_size))
     records, pending = [], []  # pending: (record, stem, image) of the current batch

@@ -32,6 +32,10 @@ from mmbloodcell.visualization import draw_detections
 
 __all__ = ['run_screening', 'find_wbc_class', 'crop_box', 'screening_html', 'WBC_NAMES']
 
+#: black pixels added round every white-cell crop: a cell cut by the crop (at the smear's
+#: edge) is on black all round, as C-NMC's are (``CropToCell`` needs a black frame border)
+CROP_PAD = 4
+
 #: class names taken for the white-cell class (compared case-insensitively)
 WBC_NAMES = ('wbc', 'white blood cell', 'white_blood_cell', 'white-blood-cell', 'leukocyte',
              'leucocyte')
@@ -118,8 +122,9 @@ def run_screening(det_config, det_checkpoint: str, cls_config, cls_checkpoint: O
       ``max_prob_all`` (null without a classified white cell), ``flag`` (bool; null on
       error) and ``wbcs``: per white cell ``index``, ``bbox``, ``score``, ``crop_box`` (the
       crop in the smear), ``mask_fraction`` (of the crop inside the cell mask), ``crop``
-      (the PNG), ``prob_all``, ``label`` (1 = all when ``prob_all > all_thr``),
-      ``label_name``, ``member_probs`` (ensembles), ``saliency``, ``warnings``
+      (the PNG: the crop, :data:`CROP_PAD` black pixels round it), ``prob_all``,
+      ``label`` (1 = all when ``prob_all > all_thr``), ``label_name``, ``member_probs``
+      (ensembles), ``saliency``, ``warnings``
       (:func:`~mmbloodcell.datasets.transforms.cell.cell_image_warnings`), ``status`` and
       ``error`` (a white cell that cannot be classified; the smear is still processed);
     - ``screening.csv``: ``image, <class>..., total, num_wbc, max_prob_all, flag, status,
@@ -128,7 +133,8 @@ def run_screening(det_config, det_checkpoint: str, cls_config, cls_checkpoint: O
       saliency, status, error`` plus ``prob_all_<member>`` per ensemble member, one row per
       white cell;
     - ``annotated/<stem>.png``: the smear with every box (``draw_detections``);
-      ``crops/<stem>_wbc<i>.png``: white cell ``i`` on black, as classified; with
+      ``crops/<stem>_wbc<i>.png``: white cell ``i`` on black (padded by
+      :data:`CROP_PAD`), as classified; with
       ``saliency`` ``crops/<stem>_wbc<i>_gradcam.png`` (Grad-CAM of ALL blended over it);
     - ``screening.html`` (``html``): one self-contained page, images embedded
       (:func:`screening_html`).
@@ -246,7 +252,8 @@ def _screen_wbcs(rec: dict, img: np.ndarray, stem: str, wbc_dets: List[dict], cl
             wbc.update(status='error', error='no stained cell found in the box (its crop has '
                        'no pixel above the saturation threshold), not classified')
             continue
-        cell = cell_on_black(crop, mask)
+        cell = cv2.copyMakeBorder(cell_on_black(crop, mask), CROP_PAD, CROP_PAD, CROP_PAD,
+                                  CROP_PAD, cv2.BORDER_CONSTANT, value=(0, 0, 0))
         wbc['crop'] = osp.join('crops', f'{stem}_wbc{i}.png')
         cv2.imwrite(osp.join(out_dir, wbc['crop']), cell)
         wbc['warnings'] = cell_image_warnings(cell)

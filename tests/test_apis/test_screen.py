@@ -355,3 +355,26 @@ def test_screen_bad_inputs(detector, classifiers, bccd_images, tmp_path, capsys)
     doc = json.load(open(osp.join(out, 'screening.json')))
     assert [r['status'] for r in doc['images']] == ['error'] * 3
     assert 'empty (0 bytes)' in doc['images'][0]['error']
+
+
+def test_a_white_cell_that_cannot_be_segmented_is_a_per_cell_error(classifiers, bccd_root,
+                                                                   tmp_path):
+    """A real smear, one box on its annotated WBC and one on a patch painted flat (nothing
+    stained to segment): the second is a per-cell error, the first is classified."""
+    from mmbloodcell.apis.inference import build_classifier
+    from mmbloodcell.apis.screen import _screen_wbcs
+    (path, box), = _voc_wbcs(bccd_root, 1)
+    img = cv2.imread(path)
+    img[380:480, 0:120] = (200, 190, 210)
+    clf = build_classifier(classifiers['a']['config'], classifiers['a']['ckpt'], device='cpu')
+    (tmp_path / 'crops').mkdir()
+    rec = dict(wbcs=[])
+    dets = [dict(label=1, score=0.9, bbox=box), dict(label=1, score=0.8, bbox=[20, 400, 100, 470])]
+    _screen_wbcs(rec, img, 'smear', dets, clf, 0.15, False, 8, str(tmp_path))
+    good, flat = rec['wbcs']
+    assert good['status'] == 'ok' and 0 <= good['prob_all'] <= 1
+    assert osp.isfile(tmp_path / good['crop'])
+    assert flat['status'] == 'error' and 'no stained cell' in flat['error']
+    assert flat['crop'] is None and flat['prob_all'] is None
+    assert rec['num_wbc'] == 2 and rec['max_prob_all'] == good['prob_all']
+    assert rec['flag'] == (good['prob_all'] > clf.threshold)

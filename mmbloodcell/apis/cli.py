@@ -6,6 +6,10 @@
     mmbloodcell classify CONFIG CKPT IMAGES... --out DIR [--threshold T] [--saliency]
                          [--batch-size 8] [--device cpu]
     (both also take --data-root DIR and --cfg-options key=value ...)
+    mmbloodcell screen DET_CONFIG DET_CKPT CLS_CONFIG CLS_CKPT SMEARS... --out DIR
+                         [--all-thr T] [--margin 0.15] [--score-thr T] [--wbc-class NAME]
+                         [--saliency] [--batch-size 8] [--device cpu] [--backend pytorch]
+                         [--det-cfg-options k=v ...] [--cls-cfg-options k=v ...]
     mmbloodcell reproduce TABLE [--rows ROW ...] [--work-dir work_dirs/reproduce]
                          [--data-root DIR] [--dry-run] [--smoke] [--from-scratch]
                          [--launcher none|pytorch|slurm] [--gpus N] [--cfg-options k=v ...]
@@ -16,7 +20,8 @@
 ``IMAGES`` are image files and / or folders (searched recursively, in natural order). The files
 written are those of :func:`mmbloodcell.apis.inference.run_detection` and
 :func:`~mmbloodcell.apis.inference.run_classification`; for an ensemble config CKPT may be
-``-``. An unreadable image gets ``status=error`` and its reason, the others are processed.
+``-``; ``screen`` writes those of :func:`mmbloodcell.apis.screen.run_screening`. An
+unreadable image gets ``status=error`` and its reason, the others are processed.
 Exit status: 0 when at least one image was processed, 1 when none could be, 2 for a usage
 error.
 """
@@ -34,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog='mmbloodcell',
         description='Blood-cell detection (BCCD) and leukemia classification (C-NMC) on '
         'image files with trained mmbloodcell models')
-    sub = parser.add_subparsers(dest='command', metavar='{detect,classify,reproduce,crossval}')
+    sub = parser.add_subparsers(dest='command',
+                                metavar='{detect,classify,screen,reproduce,crossval}')
     sub.required = True
 
     def common(p, ckpt_help):
@@ -75,6 +81,46 @@ def build_parser() -> argparse.ArgumentParser:
                      help='write a Grad-CAM map (last conv stage) per image: '
                      '<image>_gradcam.png')
     cls.add_argument('--batch-size', type=int, default=8, help='images per forward pass')
+
+    scr = sub.add_parser('screen', help='smears -> white cells -> probability of ALL',
+                         description='Detect and count the cells of each smear, segment '
+                         'every white cell onto black and classify it (hem / all); write '
+                         'screening.json, screening.csv, wbc.csv, screening.html, '
+                         'annotated/ and crops/')
+    scr.add_argument('det_config', help='the detection config (BCCD-like, with a WBC class)')
+    scr.add_argument('det_checkpoint', help='its trained checkpoint')
+    scr.add_argument('cls_config', help='the C-NMC classification config (or an ensemble)')
+    scr.add_argument('cls_checkpoint', help="its trained checkpoint; '-' for an ensemble "
+                     "config naming its members' checkpoints")
+    scr.add_argument('images', nargs='+', help='smear image files and / or folders')
+    scr.add_argument('--out', '-o', required=True, help='output folder (created)')
+    scr.add_argument('--all-thr', type=float, default=None,
+                     help="decision threshold on a white cell's probability of ALL; a smear "
+                     "is flagged when any is above it (default: the classifier's, 0.5 "
+                     "unless its config sets another)")
+    scr.add_argument('--margin', type=float, default=0.15,
+                     help='crop margin round each WBC box, a fraction of its size '
+                     '(default 0.15)')
+    scr.add_argument('--score-thr', type=float, default=None,
+                     help="the detector's score threshold (default: the detector's)")
+    scr.add_argument('--wbc-class', help='the white-cell class name (default: WBC, found '
+                     'case-insensitively)')
+    scr.add_argument('--saliency', action='store_true',
+                     help='write a Grad-CAM map per white cell: '
+                     'crops/<smear>_wbc<i>_gradcam.png')
+    scr.add_argument('--batch-size', type=int, default=8, help='crops per forward pass')
+    scr.add_argument('--device', default=None,
+                     help="'cpu', 'cuda:0', ... (default: the GPU if any, else the CPU)")
+    scr.add_argument('--backend', default='pytorch', help='inference backend of both models '
+                     '(default: pytorch)')
+    scr.add_argument('--progress', dest='progress', action='store_true', default=None,
+                     help='show a progress bar (default: when a folder is given)')
+    scr.add_argument('--no-progress', dest='progress', action='store_false',
+                     help='never show a progress bar')
+    scr.add_argument('--det-cfg-options', nargs='+', action=DictAction,
+                     help="override the detection config's settings, key=value pairs")
+    scr.add_argument('--cls-cfg-options', nargs='+', action=DictAction,
+                     help="override the classification config's settings, key=value pairs")
 
     rep = sub.add_parser('reproduce', help="re-run a study's results table",
                          description="Train and test every row of a study's table, then "
@@ -153,11 +199,36 @@ def _summary(doc: dict, out: str, files: List[str]) -> str:
     return '\n'.join(lines)
 
 
+def _screen(args) -> int:
+    from mmbloodcell.apis.screen import run_screening
+    from mmbloodcell.apis.tool_config import UsageError
+    try:
+        doc = run_screening(args.det_config, args.det_checkpoint, args.cls_config,
+                            args.cls_checkpoint, args.images, args.out, all_thr=args.all_thr,
+                            margin=args.margin, score_thr=args.score_thr,
+                            wbc_class=args.wbc_class, saliency=args.saliency,
+                            device=args.device, backend=args.backend,
+                            batch_size=args.batch_size, det_cfg_options=args.det_cfg_options,
+                            cls_cfg_options=args.cls_cfg_options, progress=args.progress)
+    except (FileNotFoundError, ValueError, UsageError) as e:
+        print(f'mmbloodcell screen: error: {e}', file=sys.stderr)
+        return 2
+    print(_summary(doc, args.out, ['screening.json', 'screening.csv', 'wbc.csv',
+                                   'screening.html', 'annotated/', 'crops/']))
+    wbcs = [w for r in doc['images'] for w in r['wbcs']]
+    failed = [w for w in wbcs if w['status'] != 'ok']
+    print(f"{len(wbcs)} white cell(s), {len(failed)} not classified; {doc['num_flagged']} "
+          f"smear(s) flagged (a white cell with prob_all > {doc['all_thr']})")
+    return 0 if doc['num_failed'] < doc['num_images'] else 1
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run ``mmbloodcell``; returns the exit status (see the module docstring)."""
     args = build_parser().parse_args(argv)
     if args.command == 'reproduce':
         return _reproduce(args)
+    if args.command == 'screen':
+        return _screen(args)
     if args.command == 'crossval':
         from mmbloodcell.apis.reproduce import ReproduceError, crossval
         try:

@@ -15,7 +15,10 @@ default_hooks = dict(
     # stop with the iteration and lr when the loss turns NaN/inf (before a checkpoint is written)
     non_finite_loss=dict(type='NonFiniteLossHook'),
     # --resume continues exactly: random-generator state in checkpoints, mid-epoch restart
-    exact_resume=dict(type='ExactResumeHook'))
+    exact_resume=dict(type='ExactResumeHook'),
+    # <timestamp>/report/: report.html, loss / lr / metric curves, PR curves, sample grid and
+    # the predictions of the test (or last validation) loop; off: default_hooks.report=None
+    report=dict(type='ReportHook', num_samples=6))
 # ms per image (batch 1, after warm-up) next to the COCO metrics of every val / test run
 custom_hooks = [dict(type='LatencyHook', warmup=5)]
 

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from mmengine.config import Config
 
 from .describe import describe_config
-from .logs import final_metrics, find_config, is_yolo_run, load_yolo_run
+from .logs import final_metrics, find_config, find_run_logs, is_yolo_run, load_yolo_run
 
 __all__ = ['REFERENCE', 'summarize_run', 'detection_rows', 'classification_matrix',
            'classification_rows', 'detection_markdown', 'classification_markdown',
@@ -61,17 +61,28 @@ def _yolo_family(model: Optional[str]) -> str:
     return f'YOLOv{m.group(1)}' if m else 'YOLO'
 
 
-def summarize_run(path: str, prefer: str = 'test') -> Dict[str, object]:
+def summarize_run(path: str, prefer: str = 'test',
+                  require_metrics: bool = True) -> Dict[str, object]:
     """One work dir (or YOLO baseline run dir): ``path``, ``name`` (config name), ``metrics``
     (as logged), ``source`` (``'test'`` or ``'val (epoch N)'``), ``config`` (path or None)
-    and the fields of :func:`~mmbloodcell.analysis.describe.describe_config`."""
+    and the fields of :func:`~mmbloodcell.analysis.describe.describe_config`.
+
+    A work dir without metrics (trained without validation, never tested) is a
+    FileNotFoundError, or with ``require_metrics=False`` the summary of its newest run with
+    ``metrics={}`` and ``source='none'``."""
     if is_yolo_run(path):
         metrics, settings, model = load_yolo_run(path)
         arch = osp.splitext(osp.basename(model))[0] if model else '-'
         return dict(path=path, name=osp.basename(osp.abspath(path)), task='detection',
                     model=_yolo_family(model), backbone=arch, loss='-', metrics=metrics,
                     source='test (tools/yolo_baseline.py)', config=None, settings=settings)
-    metrics, source, log = final_metrics(path, prefer=prefer)
+    try:
+        metrics, source, log = final_metrics(path, prefer=prefer)
+    except FileNotFoundError:
+        logs = find_run_logs(path)  # a missing work dir stays an error
+        if require_metrics or not logs:
+            raise
+        metrics, source, log = {}, 'none', logs[-1]
     cfg_path, name = find_config(path, log)
     cfg = Config.fromfile(cfg_path)
     info = describe_config(cfg, base_dir=osp.dirname(cfg_path))

@@ -10,14 +10,15 @@ import html
 import os
 import os.path as osp
 from collections import OrderedDict
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
 from .compare import summarize_run
 from .logs import is_yolo_run
 from .plots import figure_to_png
-from .results import (curve_figures, find_predictions, load_predictions, result_figures)
+from .results import (check_predictions, curve_figures, find_predictions, load_predictions,
+                      result_figures)
 
 __all__ = ['build_report', 'write_report', 'png_data_uri']
 
@@ -80,8 +81,20 @@ def _table(rows: List[tuple], header: Optional[tuple] = None) -> str:
     return '\n'.join(out)
 
 
-def _figure(name: str, fig, title: str) -> str:
-    uri = png_data_uri(figure_to_png(fig))
+def _render(figs: Dict[str, object], fig_dir: Optional[str] = None) -> Dict[str, bytes]:
+    """The PNG bytes of every figure, each also written as ``<fig_dir>/<name>.png`` when
+    ``fig_dir`` is given."""
+    pngs = {name: figure_to_png(fig) for name, fig in figs.items()}
+    if fig_dir:
+        os.makedirs(fig_dir, exist_ok=True)
+        for name, png in pngs.items():
+            with open(osp.join(fig_dir, f'{name}.png'), 'wb') as f:
+                f.write(png)
+    return pngs
+
+
+def _figure(name: str, png: bytes, title: str) -> str:
+    uri = png_data_uri(png)
     caption = _CAPTIONS.get(name, name)
     return (f'<figure id="fig-{_esc(name)}"><img alt="{_esc(title)}: {_esc(name)}" '
             f'src="{uri}"><figcaption>{_esc(caption)}</figcaption></figure>')
@@ -96,9 +109,31 @@ def _metrics_rows(metrics: Dict[str, object]) -> List[tuple]:
     return rows
 
 
+def _predictions(work_dir: str, preds_path: Optional[str], preds: Optional[Sequence[dict]],
+                 notes: List[str]) -> Tuple[Optional[List[dict]], Optional[str]]:
+    """``(preds, preds_path)`` of :func:`build_report`: ``preds`` as given (checked), else
+    the pickle ``preds_path``, else the newest ``<work_dir>/*.pkl``; a note when none."""
+    if preds is not None:
+        if not preds:
+            notes.append('No predictions: the run had no validation or test loop, so the '
+                         'page has the training curves only.')
+            return None, preds_path
+        return check_predictions(list(preds), preds_path or 'predictions'), preds_path
+    preds_path = preds_path or find_predictions(work_dir)
+    if not preds_path:
+        notes.append(f'No predictions pickle in {work_dir}: for result plots run '
+                     f'`python tools/test.py CONFIG CKPT --work-dir {work_dir} --out '
+                     f'{osp.join(work_dir, "preds.pkl")}` (or pass --preds).')
+        return None, None
+    return load_predictions(preds_path), preds_path
+
+
 def build_report(work_dir: str, preds_path: Optional[str] = None,
                  ann_file: Optional[str] = None, score_thr: float = 0.3,
-                 num_samples: int = 6, prefer: str = 'test') -> str:
+                 num_samples: int = 6, prefer: str = 'test',
+                 preds: Optional[Sequence[dict]] = None,
+                 classes: Optional[Sequence[str]] = None,
+                 fig_dir: Optional[str] = None) -> str:
     """The HTML page of the run in ``work_dir``.
 
     Args:
@@ -109,12 +144,18 @@ def build_report(work_dir: str, preds_path: Optional[str] = None,
         score_thr (float): Score threshold of the drawn boxes.
         num_samples (int): Images in the sample grid.
         prefer (str): ``'test'`` or ``'val'`` metrics first.
+        preds (list[dict], optional): The predictions themselves, in the pickle's form
+            (``preds_path`` then only names their file on the page); ``[]``: none, no pickle
+            is looked for and the page has no result plots.
+        classes (list[str], optional): Class names of detection labels. Defaults to the
+            config's test dataset's.
+        fig_dir (str, optional): Also write every figure as ``<fig_dir>/<name>.png``.
     """
     if is_yolo_run(work_dir):
         raise ValueError(f'{work_dir} is a YOLO baseline run (ultralytics); report.py reads '
                          f'mmengine work dirs. Its metrics are in test_metrics.json and '
                          f'tools/analysis/compare.py tabulates them.')
-    run = summarize_run(work_dir, prefer=prefer)
+    run = summarize_run(work_dir, prefer=prefer, require_metrics=False)
     cfg = Config.fromfile(run['config'])
     title = str(run['name'])
     notes: List[str] = []
@@ -129,6 +170,8 @@ def build_report(work_dir: str, preds_path: Optional[str] = None,
 
     # metrics
     metrics = run['metrics']
+    if not metrics:
+        notes.append('No metrics: the run has neither a validation record nor a test run.')
     parts = [f'<h2>Metrics</h2>\n<p class="meta">From: {_esc(run["source"])} '
              f'({_esc(run.get("log_dir", ""))})</p>',
              _table(_metrics_rows(metrics), ('metric', 'value'))]
@@ -153,35 +196,31 @@ def build_report(work_dir: str, preds_path: Optional[str] = None,
         notes.append(f'No training curves: {e}')
 
     # result plots
-    preds_path = preds_path or find_predictions(work_dir)
-    preds = load_predictions(preds_path) if preds_path else None
-    if not preds_path:
-        notes.append(f'No predictions pickle in {work_dir}: for result plots run '
-                     f'`python tools/test.py CONFIG CKPT --work-dir {work_dir} --out '
-                     f'{osp.join(work_dir, "preds.pkl")}` (or pass --preds).')
+    preds, preds_path = _predictions(work_dir, preds_path, preds, notes)
     binary_json = None
     log_dir = run.get('log_dir')
     if log_dir and osp.isfile(osp.join(log_dir, 'binary_metrics.json')):
         binary_json = osp.join(log_dir, 'binary_metrics.json')
     try:
-        figs.update(result_figures(preds or [], cfg=cfg, ann_file=ann_file, score_thr=score_thr,
-                                   num_samples=num_samples, title=title,
+        figs.update(result_figures(preds or [], cfg=cfg, ann_file=ann_file, classes=classes,
+                                   score_thr=score_thr, num_samples=num_samples, title=title,
                                    binary_metrics_json=binary_json))
     except (FileNotFoundError, ValueError, KeyError) as e:
         notes.append(f'No result plots: {e}')
 
+    pngs = _render(figs, fig_dir)
     curves = [n for n in ('loss', 'lr', 'val_metrics') if n in figs]
     results = [n for n in figs if n not in curves and n != 'samples']
     if curves:
         sections.append('<h2>Training curves</h2>\n' +
-                        '\n'.join(_figure(n, figs[n], title) for n in curves))
+                        '\n'.join(_figure(n, pngs[n], title) for n in curves))
     if results:
         src = f' ({_esc(preds_path)})' if preds_path else ''
         sections.append(f'<h2>Results</h2>\n<p class="meta">Predictions{src}</p>\n' +
-                        '\n'.join(_figure(n, figs[n], title) for n in results))
+                        '\n'.join(_figure(n, pngs[n], title) for n in results))
     if 'samples' in figs:
         sections.append('<h2>Sample predictions</h2>\n' +
-                        _figure('samples', figs['samples'], title))
+                        _figure('samples', pngs['samples'], title))
 
     with open(run['config']) as f:
         cfg_text = f.read()

@@ -17,8 +17,8 @@ from .plots import (classification_arrays, coco_pr_curves, is_classification_pre
                     plot_detection_samples, plot_pr_curves, plot_roc_curve,
                     plot_training_curves, save_figure)
 
-__all__ = ['load_predictions', 'find_predictions', 'det_ann_file', 'det_classes',
-           'cls_threshold', 'curve_figures', 'result_figures', 'save_figures']
+__all__ = ['load_predictions', 'check_predictions', 'find_predictions', 'det_ann_file',
+           'det_classes', 'cls_threshold', 'curve_figures', 'result_figures', 'save_figures']
 
 
 def load_predictions(path: str) -> List[dict]:
@@ -27,7 +27,12 @@ def load_predictions(path: str) -> List[dict]:
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path}: predictions file not found (write it with '
                                 f'`python tools/test.py CONFIG CKPT --out {path}`)')
-    preds = load(path)
+    return check_predictions(load(path), path)
+
+
+def check_predictions(preds, path: str = 'predictions') -> List[dict]:
+    """``preds`` if it is the list of per-sample dicts of ``tools/test.py --out`` (detection
+    or classification samples), else a ValueError naming ``path``."""
     if not isinstance(preds, list) or (preds and not isinstance(preds[0], dict)):
         raise ValueError(f'{path}: expected the list of per-sample dicts that tools/test.py '
                          f'--out writes, got {type(preds).__name__}')
@@ -45,8 +50,9 @@ def find_predictions(work_dir: str) -> Optional[str]:
     return found[-1] if found else None
 
 
-def _evaluator_ann_file(cfg: Config) -> Optional[str]:
-    for key in ('test_evaluator', 'val_evaluator'):
+def _evaluator_ann_file(cfg: Config, split: str = 'test') -> Optional[str]:
+    keys = ('test_evaluator', 'val_evaluator') if split == 'test' else (f'{split}_evaluator',)
+    for key in keys:
         ev = cfg.get(key)
         for item in (ev if isinstance(ev, (list, tuple)) else [ev]):
             if isinstance(item, dict) and item.get('ann_file'):
@@ -54,13 +60,13 @@ def _evaluator_ann_file(cfg: Config) -> Optional[str]:
     return None
 
 
-def det_ann_file(cfg: Config) -> str:
-    """The COCO ground truth of a detection config's test set: the test evaluator's
-    ``ann_file`` (as mmdet's ``CocoMetric`` reads it), else the test dataset's ``data_root`` +
-    ``ann_file``.
+def det_ann_file(cfg: Config, split: str = 'test') -> str:
+    """The COCO ground truth of a detection config's test set (``split='val'``: validation
+    set): the test evaluator's ``ann_file`` (as mmdet's ``CocoMetric`` reads it), else the test
+    dataset's ``data_root`` + ``ann_file``.
     """
-    ann = _evaluator_ann_file(cfg)
-    ds = (cfg.get('test_dataloader') or {}).get('dataset', {}) or {}
+    ann = _evaluator_ann_file(cfg, split)
+    ds = (cfg.get(f'{split}_dataloader') or {}).get('dataset', {}) or {}
     root = ds.get('data_root') or ''
     candidates = []
     if ann:
@@ -70,14 +76,15 @@ def det_ann_file(cfg: Config) -> str:
     for path in candidates:
         if osp.isfile(path):
             return path
-    raise FileNotFoundError(f'no COCO annotation file of the test set found (tried {candidates}); '
-                            f'pass it with --ann-file')
+    raise FileNotFoundError(f'no COCO annotation file of the {split} set found (tried '
+                            f'{candidates}); pass it with --ann-file')
 
 
-def det_classes(cfg: Config) -> Sequence[str]:
-    """Class names of a detection config's test dataset: its ``metainfo['classes']``, else
-    the dataset class's ``METAINFO`` (``BCCDDataset``: RBC, WBC, Platelets)."""
-    ds = (cfg.get('test_dataloader') or {}).get('dataset', {}) or {}
+def det_classes(cfg: Config, split: str = 'test') -> Sequence[str]:
+    """Class names of a detection config's test dataset (``split='val'``: validation
+    dataset): its ``metainfo['classes']``, else the dataset class's ``METAINFO``
+    (``BCCDDataset``: RBC, WBC, Platelets)."""
+    ds = (cfg.get(f'{split}_dataloader') or {}).get('dataset', {}) or {}
     meta = ds.get('metainfo') or {}
     if meta.get('classes'):
         return tuple(meta['classes'])
@@ -86,7 +93,7 @@ def det_classes(cfg: Config) -> Sequence[str]:
     cls = DATASETS.get(ds.get('type', 'CocoDataset'))
     if cls is None or not getattr(cls, 'METAINFO', {}).get('classes'):
         raise ValueError(f"cannot tell the class names of dataset {ds.get('type')!r}: set "
-                         f'test_dataloader.dataset.metainfo.classes in the config')
+                         f'{split}_dataloader.dataset.metainfo.classes in the config')
     return tuple(cls.METAINFO['classes'])
 
 

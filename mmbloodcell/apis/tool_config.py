@@ -276,11 +276,23 @@ def shutdown_distributed() -> None:
         torch_dist.destroy_process_group()
 
 
+#: The default hooks of mmengine's ``Runner.register_default_hooks``: set to None in a config,
+#: mmengine leaves them out; any other ``default_hooks`` entry set to None is dropped here.
+_MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger', 'param_scheduler',
+                           'checkpoint')
+
+
 def build_runner(cfg: Config) -> Runner:
     """Build the runner named by ``runner_type`` (default: mmengine's ``Runner``), without
     the visualizer's ``name``: mmengine would hand a second run in one process the first run's
-    instance of that name, writing into the first run's folder."""
+    instance of that name, writing into the first run's folder. A ``default_hooks`` entry set
+    to None is off (``--cfg-options default_hooks.report=None``), mmbloodcell's hooks too."""
     out_file = cfg.pop('out_file', None)
+    hooks = cfg.get('default_hooks')
+    if isinstance(hooks, dict):
+        for name in [k for k, v in hooks.items() if v is None]:
+            if name not in _MMENGINE_DEFAULT_HOOKS:
+                hooks.pop(name)
     if isinstance(cfg.get('visualizer'), dict):
         cfg.visualizer.pop('name', None)
     init_cpu_distributed(cfg)

@@ -34,7 +34,17 @@ def _train_and_test(cfg_path, tmp, prefix):
               str(tmp / 'preds1.pkl')], str(tmp / 'test1.log'))
     return dict(train_log=log, m2=read_test_metrics(str(tmp / 'test2'), prefix),
                 m1=read_test_metrics(str(tmp / 'test1'), prefix),
-                p2=load(str(tmp / 'preds2.pkl')), p1=load(str(tmp / 'preds1.pkl')))
+                p2=load(str(tmp / 'preds2.pkl')), p1=load(str(tmp / 'preds1.pkl')),
+                r2=_report_predictions(str(tmp / 'test2')),
+                r1=_report_predictions(str(tmp / 'test1')))
+
+
+def _report_predictions(work_dir):
+    """The predictions ReportHook gathered from every rank (``<timestamp>/report/``)."""
+    found = glob.glob(osp.join(work_dir, '2*', 'report', 'predictions.pkl'))
+    assert len(found) == 1 and osp.isfile(osp.join(osp.dirname(found[0]), 'report.html')), \
+        found
+    return load(found[0])
 
 
 def _same(a, b, where=''):
@@ -59,6 +69,8 @@ def test_classification_2_processes(tmp_path):
     # 24 cells over 2 ranks in batches of 4: 3 iterations per epoch, 12 in all
     assert 'Epoch(train) [4][3/3]' in out['train_log']
     assert len(out['p1']) == len(out['p2']) == 16
+    _same(out['r2'], out['p2'])  # the report of the 2-process test: both ranks' samples
+    _same(out['r1'], out['p1'])
     _same(out['p1'], out['p2'])
     assert_same_metrics(out['m1'], out['m2'])
     assert {'binary/weighted_f1', 'binary/auc', 'binary/confusion_matrix'} <= set(out['m1'])
@@ -70,6 +82,8 @@ def test_detection_2_processes(bccd_mini, tmp_path):
     # 4 real images over 2 ranks in batches of 2: 1 iteration per epoch
     assert 'Epoch(train) [2][1/1]' in out['train_log']
     assert len(out['p1']) == len(out['p2']) == 2
+    _same(out['r2'], out['p2'])  # the report of the 2-process test: both ranks' samples
+    _same(out['r1'], out['p1'])
     assert all(len(p['pred_instances']['scores']) > 0 for p in out['p1'])
     _same(out['p1'], out['p2'])
     assert_same_metrics(out['m1'], out['m2'])

@@ -73,7 +73,7 @@ def test_configs_found():
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
 def test_config_builds(path, cnmc_root, tmp_path):
-    from mmbloodcell.apis.tool_config import set_data_root
+    from mmbloodcell.apis.tool_config import evaluator_metrics, set_data_root
     cfg = Config.fromfile(path)
     old_root = cfg.data_root
     new_root = cnmc_root if cfg.default_scope == 'mmpretrain' else str(tmp_path / 'bccd')
@@ -84,9 +84,9 @@ def test_config_builds(path, cnmc_root, tmp_path):
         if cfg.get(split):
             assert cfg[split].dataset.get('data_root', '').rstrip('/') in (new_root, ''), split
     for key in ('val_evaluator', 'test_evaluator'):
-        evaluator = cfg.get(key)
-        if isinstance(evaluator, dict) and 'ann_file' in evaluator:
-            assert evaluator.ann_file.startswith(new_root), (key, evaluator.ann_file)
+        for metric in evaluator_metrics(cfg.get(key)):
+            if 'ann_file' in metric:
+                assert metric.ann_file.startswith(new_root), (key, metric.ann_file)
     scope = cfg.get('default_scope')
     assert scope in ('mmdet', 'mmpretrain'), f'{path}: default_scope is {scope}'
     assert 'mmbloodcell' in cfg.get('custom_imports', {}).get('imports', []), \
@@ -115,7 +115,8 @@ def test_test_split(path):
         pytest.skip('no test loader')
     if cfg.default_scope == 'mmdet':
         assert test.dataset.ann_file == 'annotations/test.json', path
-        assert cfg.test_evaluator.ann_file == cfg.data_root + 'annotations/test.json', path
+        coco = [m for m in cfg.test_evaluator if m['type'] == 'CocoMetric']
+        assert [m.ann_file for m in coco] == [cfg.data_root + 'annotations/test.json'], path
     elif '_study' in osp.dirname(path):
         # a study's own test set (its value is checked against the paper in tests/test_studies):
         # the final or preliminary set, or held-out cells of the training folds, never all of

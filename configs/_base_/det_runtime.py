@@ -17,7 +17,9 @@ default_hooks = dict(
     # --resume continues exactly: random-generator state in checkpoints, mid-epoch restart
     exact_resume=dict(type='ExactResumeHook'))
 # ms per image (batch 1, after warm-up) next to the COCO metrics of every val / test run
-custom_hooks = [dict(type='LatencyHook', warmup=5)]
+# count thresholds per class calibrated on val (count_thresholds.json, checkpoint meta) and
+# used by the test run's CellCountMetric and by `mmbloodcell detect`
+custom_hooks = [dict(type='LatencyHook', warmup=5), dict(type='CountCalibrationHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -5,3 +5,4 @@ from .time_budget_hook import TimeBudgetHook  # noqa: F401
 from .non_finite_loss_hook import NonFiniteLossError, NonFiniteLossHook  # noqa: F401
 from .exact_resume_hook import ExactResumeHook  # noqa: F401
 from .logger_hook import MainProcessLoggerHook  # noqa: F401
+from .count_calibration_hook import CountCalibrationHook  # noqa: F401

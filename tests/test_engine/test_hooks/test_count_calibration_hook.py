@@ -152,6 +152,7 @@ def test_detector_uses_the_calibrated_thresholds(trained, bccd_root):
     # the model's own threshold is at most the lowest calibrated one
     assert detector.model.bbox_head.test_cfg.score_thr <= min(thrs.values())
     img, _ = detector.read(osp.join(bccd_root, 'JPEGImages', 'BloodImage_00000.jpg'))
+
     def boxes(det):  # (class, score) of every box kept, unrounded
         inst = det(img, return_datasamples=True)['predictions'][0].pred_instances
         return sorted((CLASSES[int(k)], float(v)) for k, v in zip(inst.labels, inst.scores))

@@ -137,3 +137,31 @@ def test_test_split(path):
         if not ('_study' in osp.dirname(path) and test.dataset.get('split') == 'train'):
             assert val.dataset != test.dataset, f'{path}: the test loader reads the val split'
         assert val.sampler == test.sampler and val.batch_size == test.batch_size, path
+
+
+DET_CONFIGS = [p for p in CONFIGS if Config.fromfile(p).get('default_scope') == 'mmdet']
+
+
+def test_detection_configs_found():
+    assert len(DET_CONFIGS) >= 5, DET_CONFIGS
+
+
+@pytest.mark.parametrize('path', DET_CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
+def test_bccd_evaluators_count_cells(path):
+    """Every BCCD detector's val and test evaluators hold the COCO metric and the cell-count
+    metric, its checkpoint's save_best key is the COCO mAP, and the runtime's
+    CountCalibrationHook calibrates the count thresholds on val."""
+    from mmengine.evaluator import Evaluator
+    from mmengine.registry import init_default_scope
+
+    from mmbloodcell.apis.tool_config import evaluator_metrics
+    cfg = Config.fromfile(path)
+    for key in ('val_evaluator', 'test_evaluator'):
+        types = [m['type'] for m in evaluator_metrics(cfg.get(key))]
+        assert 'CellCountMetric' in types and 'CocoMetric' in types, (path, key, types)
+    assert cfg.default_hooks.checkpoint.get('save_best') in ('coco/bbox_mAP', None), path
+    assert any(h['type'] == 'CountCalibrationHook' for h in cfg.custom_hooks), path
+    init_default_scope('mmdet')
+    metrics = Evaluator([m for m in cfg.test_evaluator
+                         if m['type'] == 'CellCountMetric']).metrics
+    assert metrics[0].score_thr == 0.3 and metrics[0].prefix == 'count'

@@ -144,9 +144,15 @@ class CountCalibrationHook(Hook):
 
     # ---- testing: use the calibration ----------------------------------------------------
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        thrs = (checkpoint.get('meta') or {}).get(META_KEY)
+        meta = checkpoint.get('meta') or {}
+        thrs = meta.get(META_KEY)
         self._loaded = (dict(thrs) if isinstance(thrs, dict) else None,
                         getattr(runner, '_load_from', None))
+        if getattr(runner, '_resume', False) and self._loaded[0] and \
+                isinstance(meta.get(META_KEY + '_from'), dict):
+            # --resume: the checkpoints saved before the next validation keep the calibration
+            self.thresholds = dict(self._loaded[0])
+            self._calibrated_at = dict(meta[META_KEY + '_from'])
 
     def before_test_epoch(self, runner) -> None:
         found = [m for m in _count_metrics(runner.test_loop.evaluator)

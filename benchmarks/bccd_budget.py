@@ -82,6 +82,8 @@ def _unfreeze(backbone: dict) -> None:
 def derive_config(config: str, args, out_dir: str) -> str:
     """Write the budgeted config for ``config`` into ``out_dir`` and return its path."""
     from mmengine.config import Config
+
+    from mmbloodcell.apis.tool_config import set_evaluator_ann_file
     cfg = Config.fromfile(config)
     if cfg.get('default_scope') != 'mmdet':
         raise SystemExit(f'{config}: not a detection config (default_scope must be mmdet)')
@@ -94,8 +96,8 @@ def derive_config(config: str, args, out_dir: str) -> str:
             ds = ds['dataset']
         ds['data_root'] = root
         ds['ann_file'] = ann[split]
-    cfg.val_evaluator['ann_file'] = root + ann['val']
-    cfg.test_evaluator['ann_file'] = root + ann['test']
+    set_evaluator_ann_file(cfg, 'val_evaluator', root + ann['val'])
+    set_evaluator_ann_file(cfg, 'test_evaluator', root + ann['test'])
     if args.from_scratch:
         _unfreeze(cfg.model['backbone'])
     hooks = [dict(h) for h in cfg.get('custom_hooks', [])]

@@ -73,7 +73,7 @@ def test_configs_found():
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
 def test_config_builds(path, cnmc_root, tmp_path):
-    from mmbloodcell.apis.tool_config import set_data_root
+    from mmbloodcell.apis.tool_config import evaluator_metrics, set_data_root
     cfg = Config.fromfile(path)
     old_root = cfg.data_root
     new_root = cnmc_root if cfg.default_scope == 'mmpretrain' else str(tmp_path / 'bccd')
@@ -84,9 +84,9 @@ def test_config_builds(path, cnmc_root, tmp_path):
         if cfg.get(split):
             assert cfg[split].dataset.get('data_root', '').rstrip('/') in (new_root, ''), split
     for key in ('val_evaluator', 'test_evaluator'):
-        evaluator = cfg.get(key)
-        if isinstance(evaluator, dict) and 'ann_file' in evaluator:
-            assert evaluator.ann_file.startswith(new_root), (key, evaluator.ann_file)
+        for metric in evaluator_metrics(cfg.get(key)):
+            if 'ann_file' in metric:
+                assert metric.ann_file.startswith(new_root), (key, metric.ann_file)
     scope = cfg.get('default_scope')
     assert scope in ('mmdet', 'mmpretrain'), f'{path}: default_scope is {scope}'
     assert 'mmbloodcell' in cfg.get('custom_imports', {}).get('imports', []), \
@@ -115,7 +115,8 @@ def test_test_split(path):
         pytest.skip('no test loader')
     if cfg.default_scope == 'mmdet':
         assert test.dataset.ann_file == 'annotations/test.json', path
-        assert cfg.test_evaluator.ann_file == cfg.data_root + 'annotations/test.json', path
+        coco = [m for m in cfg.test_evaluator if m['type'] == 'CocoMetric']
+        assert [m.ann_file for m in coco] == [cfg.data_root + 'annotations/test.json'], path
     elif '_study' in osp.dirname(path):
         # a study's own test set (its value is checked against the paper in tests/test_studies):
         # the final or preliminary set, or held-out cells of the training folds, never all of
@@ -136,3 +137,31 @@ def test_test_split(path):
         if not ('_study' in osp.dirname(path) and test.dataset.get('split') == 'train'):
             assert val.dataset != test.dataset, f'{path}: the test loader reads the val split'
         assert val.sampler == test.sampler and val.batch_size == test.batch_size, path
+
+
+DET_CONFIGS = [p for p in CONFIGS if Config.fromfile(p).get('default_scope') == 'mmdet']
+
+
+def test_detection_configs_found():
+    assert len(DET_CONFIGS) >= 5, DET_CONFIGS
+
+
+@pytest.mark.parametrize('path', DET_CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
+def test_bccd_evaluators_count_cells(path):
+    """Every BCCD detector's val and test evaluators hold the COCO metric and the cell-count
+    metric, its checkpoint's save_best key is the COCO mAP, and the runtime's
+    CountCalibrationHook calibrates the count thresholds on val."""
+    from mmengine.evaluator import Evaluator
+    from mmengine.registry import init_default_scope
+
+    from mmbloodcell.apis.tool_config import evaluator_metrics
+    cfg = Config.fromfile(path)
+    for key in ('val_evaluator', 'test_evaluator'):
+        types = [m['type'] for m in evaluator_metrics(cfg.get(key))]
+        assert 'CellCountMetric' in types and 'CocoMetric' in types, (path, key, types)
+    assert cfg.default_hooks.checkpoint.get('save_best') in ('coco/bbox_mAP', None), path
+    assert any(h['type'] == 'CountCalibrationHook' for h in cfg.custom_hooks), path
+    init_default_scope('mmdet')
+    metrics = Evaluator([m for m in cfg.test_evaluator
+                         if m['type'] == 'CellCountMetric']).metrics
+    assert metrics[0].score_thr == 0.3 and metrics[0].prefix == 'count'

@@ -8,9 +8,11 @@
 2. trains the config (default: a small FCOS that learns BCCD on a CPU in minutes) with
    tools/train.py;
 3. evaluates the last checkpoint on the test split with tools/test.py (COCO mAP, mAP50, mAP75,
-   per-class AP, ms per image) and prints the table;
-4. writes one test image with its predicted boxes and per-class counts, plus the counts as
-   JSON, into the work dir.
+   per-class AP, ms per image, per-class cell-count error) and prints the tables: the count
+   error at the per-class thresholds calibrated on the validation split (CountCalibrationHook,
+   stored in the checkpoint) beside the one at the fixed threshold 0.3;
+4. writes one test image with its predicted boxes and per-class counts, at the calibrated
+   thresholds (or --score-thr), plus the counts as JSON, into the work dir.
 """
 import argparse
 import json
@@ -42,6 +44,38 @@ def metrics_table(metrics: dict) -> str:
     return '\n'.join(lines)
 
 
+def count_table(metrics: dict, fixed: float = 0.3) -> str:
+    """Per-class count error of the test split (``count/*`` of CellCountMetric): mean absolute
+    error, share of images within +-10 %, at the calibrated thresholds and at ``fixed``."""
+    classes = [k[len('count/'):-len('_mae')] for k in metrics
+               if k.startswith('count/') and k.endswith('_mae') and not k.startswith('count/mean')
+               and not k.endswith('_best_mae')]
+    if not classes:
+        return '(no count metrics: the test evaluator has no CellCountMetric)'
+    calibrated = f'count/{classes[0]}_mae_calibrated' in metrics
+
+    def num(key, fmt='.2f'):
+        value = metrics.get(key)
+        return '-' if value is None else format(value, fmt)
+
+    head = ['class', 'thr (cal.)', 'MAE (cal.)',
+            '+-10% (cal.)', f'MAE (thr {fixed:g})', f'+-10% (thr {fixed:g})']
+    rows = []
+    for c in classes + ['mean']:
+        rows.append([c, num(f'count/{c}_thr_calibrated', '.2f') if c != 'mean' else '',
+                     num(f'count/{c}_mae_calibrated'), num(f'count/{c}_within10pct_calibrated'),
+                     num(f'count/{c}_mae'), num(f'count/{c}_within10pct')])
+    if not calibrated:
+        head, rows = [head[0]] + head[4:], [[r[0]] + r[4:] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    lines = ['  '.join(f'{h:<{w}}' for h, w in zip(head, widths)),
+             '  '.join('-' * w for w in widths)]
+    lines += ['  '.join(f'{x:<{w}}' for x, w in zip(r, widths)).rstrip() for r in rows]
+    if not calibrated:
+        lines.append('(no calibrated thresholds in the checkpoint: the fixed threshold only)')
+    return '\n'.join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--bccd', default=osp.join(osp.dirname(ROOT), 'shared', 'data', 'BCCD'),
@@ -53,8 +87,10 @@ def main(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--max-epochs', type=int, default=None,
                         help="override the config's number of epochs")
-    parser.add_argument('--score-thr', type=float, default=0.3,
-                        help='score threshold of the drawn boxes and the counts')
+    parser.add_argument('--score-thr', type=float, default=None,
+                        help='score threshold of the drawn boxes and the counts, for every '
+                        'class (default: the per-class thresholds calibrated on the '
+                        'validation split, from the checkpoint)')
     args = parser.parse_args(argv)
     py = sys.executable
     os.chdir(ROOT)
@@ -87,6 +123,9 @@ def main(argv=None):
     metrics = final_metrics(args.work_dir, prefer='test')[0]
     print('\nBCCD test split (34 images):')
     print(metrics_table(metrics))
+    print('\nCell counts per test image: count error (MAE, cells per image; share of images '
+          'within +-10 %)')
+    print(count_table(metrics))
 
     # 4. one annotated test image with per-class counts
     import mmcv
@@ -98,6 +137,7 @@ def main(argv=None):
     image = osp.join(args.data_dir, 'JPEGImages', test_ann['images'][0]['file_name'])
     detector = CellDetector(args.config, ckpt, device='cpu', score_thr=args.score_thr)
     classes = list(detector.classes)
+    thrs = ', '.join(f'{c} {t:g}' for c, t in detector.score_thr.items())
     result = detector(image, return_datasamples=True, return_vis=True)
     dets = instances_to_detections(result['predictions'][0].pred_instances, classes)
     counts = count_cells(dets, classes)
@@ -110,9 +150,10 @@ def main(argv=None):
     out_img = osp.join(args.work_dir, 'demo_' + osp.basename(image))
     mmcv.imwrite(result['visualization'][0][..., ::-1], out_img)  # RGB -> BGR
     with open(osp.join(args.work_dir, 'demo_counts.json'), 'w') as f:
-        json.dump(dict(image=image, score_thr=args.score_thr, predicted=counts,
+        json.dump(dict(image=image, score_thr=detector.score_thr,
+                       score_thr_source=detector.score_thr_source, predicted=counts,
                        annotated=gt_counts, detections=dets), f, indent=2)
-    print(f'\n{osp.basename(image)} (score >= {args.score_thr}): predicted '
+    print(f'\n{osp.basename(image)} (score >= {thrs}, {detector.score_thr_source}): predicted '
           + ', '.join(f'{k} {v}' for k, v in counts.items())
           + ' | annotated ' + ', '.join(f'{k} {v}' for k, v in gt_counts.items()))
     print(f'wrote {out_img} and {osp.join(args.work_dir, "demo_counts.json")}')

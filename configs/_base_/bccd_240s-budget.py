@@ -62,5 +62,6 @@ custom_hooks = [
          min_lr_ratio=0.05),
     dict(type='EMAHook', ema_type='ForeachExpMomentumEMA', momentum=0.0002, update_buffers=True,
          priority=49),
+    dict(type='CountCalibrationHook'),
 ]
 env_cfg = dict(cudnn_benchmark=True)

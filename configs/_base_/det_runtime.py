@@ -20,7 +20,9 @@ default_hooks = dict(
     # the predictions of the test (or last validation) loop; off: default_hooks.report=None
     report=dict(type='ReportHook', num_samples=6))
 # ms per image (batch 1, after warm-up) next to the COCO metrics of every val / test run
-custom_hooks = [dict(type='LatencyHook', warmup=5)]
+# count thresholds per class calibrated on val (count_thresholds.json, checkpoint meta) and
+# used by the test run's CellCountMetric and by `mmbloodcell detect`
+custom_hooks = [dict(type='LatencyHook', warmup=5), dict(type='CountCalibrationHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -78,4 +78,5 @@ default_hooks = dict(checkpoint=dict(interval=max_epochs, save_best=None),
                      logger=dict(interval=8))
 # the demo promises < 15 minutes on 2 CPU cores: stop at the first epoch end after 9 minutes
 # of training (slow machines get fewer epochs, the checkpoint and test still happen)
-custom_hooks = [dict(type='LatencyHook', warmup=5), dict(type='TimeBudgetHook', budget_s=540)]
+custom_hooks = [dict(type='LatencyHook', warmup=5), dict(type='TimeBudgetHook', budget_s=540),
+                dict(type='CountCalibrationHook')]

@@ -2,7 +2,9 @@
 """The papers' comparison tables from several work dirs, as markdown.
 
 - **Detection** (BCCD): one row per detector, mAP, mAP50, mAP75 and ms per image, each beside
-  the BCCD study's number (a YOLO baseline run dir of ``tools/yolo_baseline.py`` is a row too).
+  the BCCD study's number (a YOLO baseline run dir of ``tools/yolo_baseline.py`` is a row too),
+  and, when the runs have them (``CellCountMetric``), the count MAE per class at the calibrated
+  and at the fixed threshold.
 - **Classification** (C-NMC): the loss study's loss x backbone F1 table (ours beside the
   paper's), and one line per run with the backbone comparison's columns.
 
@@ -20,7 +22,7 @@ from mmengine.config import Config
 from .describe import describe_config
 from .logs import final_metrics, find_config, find_run_logs, is_yolo_run, load_yolo_run
 
-__all__ = ['REFERENCE', 'summarize_run', 'detection_rows', 'classification_matrix',
+__all__ = ['REFERENCE', 'summarize_run', 'detection_rows', 'count_classes', 'classification_matrix',
            'classification_rows', 'detection_markdown', 'classification_markdown',
            'compare_markdown', 'LOSS_ORDER']
 
@@ -111,11 +113,28 @@ def _md_row(cells) -> str:
     return '| ' + ' | '.join(str(c) for c in cells) + ' |'
 
 
+_COUNT_MAE = re.compile(r'^count/(.+)_mae$')
+
+
+def count_classes(runs: Sequence[dict]) -> List[str]:
+    """The classes with a count MAE (``count/<class>_mae`` of ``CellCountMetric``) in the
+    metrics of any of ``runs``, in first-seen order."""
+    found: List[str] = []
+    for run in runs:
+        for key in run.get('metrics') or {}:
+            m = _COUNT_MAE.match(key)
+            name = m.group(1) if m else None
+            if name and name != 'mean' and not name.endswith('_best') and name not in found:
+                found.append(name)
+    return found
+
+
 def detection_rows(runs: Sequence[dict], reference: bool = True) -> List[Dict[str, object]]:
     """One row per detection run (``model``, ``backbone``, ``loss``, ``name``, ``source``,
-    ``mAP``, ``mAP50``, ``mAP75``, ``ms`` and the paper's ``ref_<key>``), then, with
-    ``reference``, one row per reference model that no run matched (our cells None).
-    COCO's -1 (no ground truth) is None."""
+    ``mAP``, ``mAP50``, ``mAP75``, ``ms`` and the paper's ``ref_<key>``; with count metrics,
+    ``count_mae`` = ``{class: (MAE at the calibrated thresholds, MAE at the fixed one)}``, None
+    where absent), then, with ``reference``, one row per reference model that no run matched
+    (our cells None). COCO's -1 (no ground truth) is None."""
     rows = []
     seen = set()
     ref = REFERENCE['detection']
@@ -129,6 +148,10 @@ def detection_rows(runs: Sequence[dict], reference: bool = True) -> List[Dict[st
             v = _num(run['metrics'].get(metric))
             row[key] = None if v is None or (key != 'ms' and v < 0) else v
             row[f'ref_{key}'] = ref.get(run['model'], {}).get(key) if reference else None
+        metrics = run['metrics']
+        row['count_mae'] = {c: (_num(metrics.get(f'count/{c}_mae_calibrated')),
+                                _num(metrics.get(f'count/{c}_mae')))
+                            for c in count_classes([run])}
         rows.append(row)
         seen.add(run['model'])
     if reference:
@@ -140,20 +163,30 @@ def detection_rows(runs: Sequence[dict], reference: bool = True) -> List[Dict[st
             for key in DET_KEYS:
                 row[key] = None
                 row[f'ref_{key}'] = nums.get(key)
+            row['count_mae'] = {}
             rows.append(row)
     return rows
 
 
 def detection_markdown(rows: Sequence[dict]) -> str:
-    """The detector table as markdown (3 decimals for mAPs, 1 for milliseconds)."""
+    """The detector table as markdown (3 decimals for mAPs, 1 for milliseconds); with count
+    metrics one column per class, ``calibrated / fixed`` count MAE (2 decimals)."""
+    classes: List[str] = []
+    for r in rows:
+        classes += [c for c in r.get('count_mae') or {} if c not in classes]
     head = ('| Model | Backbone | Losses | Run | mAP | mAP (paper) | mAP50 | mAP50 (paper) | '
-            'mAP75 | mAP75 (paper) | ms / image | ms / image (paper) | Metrics from |')
-    lines = [head, '|' + '---|' * 13]
+            'mAP75 | mAP75 (paper) | ms / image | ms / image (paper) | ' +
+            ''.join(f'Count MAE {c} (cal. / 0.3) | ' for c in classes) + 'Metrics from |')
+    lines = [head, '|' + '---|' * (13 + len(classes))]
     for r in rows:
         cells = [r['model'], r['backbone'], r['loss'], r['name']]
         for key in DET_KEYS:
             digits = 1 if key == 'ms' else 3
             cells += [_fmt(r[key], digits), _fmt(r[f'ref_{key}'], digits)]
+        for c in classes:
+            cal, fixed = (r.get('count_mae') or {}).get(c, (None, None))
+            cells.append('-' if cal is None and fixed is None else
+                         f'{_fmt(cal, 2)} / {_fmt(fixed, 2)}')
         cells.append(r['source'])
         lines.append(_md_row(cells))
     return '\n'.join(lines)
@@ -272,7 +305,10 @@ def compare_markdown(paths: Sequence[str], prefer: str = 'test', metric: str = '
                 detection_markdown(detection_rows(det, reference=reference)), '',
                 'mAP = COCO mAP@[0.50:0.95]; ms / image = batch-1 latency after warm-up '
                 '(LatencyHook / tools/yolo_baseline.py). The paper\'s times are seconds per '
-                'image on its own hardware, converted to ms; "-" = not reported / not run.',
+                'image on its own hardware, converted to ms; "-" = not reported / not run.' +
+                (' Count MAE = mean |predicted - annotated| cells per image (CellCountMetric), '
+                 'at the per-class thresholds calibrated on the validation split / at score '
+                 '0.3.' if count_classes(det) else ''),
                 '']
     if cls:
         names = {'weighted_f1': 'weighted F1 (%)', 'f1': 'F1 of class all (%)'}

@@ -32,7 +32,7 @@ __all__ = [
     'save_figure', 'figure_to_png', 'plot_training_curves', 'coco_pr_curves', 'plot_pr_curves',
     'classification_arrays', 'roc_curve', 'plot_roc_curve', 'plot_confusion_matrix',
     'plot_detection_samples', 'plot_classification_samples', 'is_detection_preds',
-    'is_classification_preds'
+    'is_classification_preds', 'plot_count_scatter'
 ]
 
 _SKIP_KEYS = {'step', 'epoch', 'iter', 'time', 'data_time', 'memory'}
@@ -114,24 +114,32 @@ def _loss_series(train: List[dict]) -> 'OrderedDict[str, np.ndarray]':
 def _val_groups(val: List[dict]) -> 'OrderedDict[str, List[str]]':
     """Panels of validation metrics: keys grouped by prefix (``coco/``, ``binary/``, ...);
     COCO's overall mAPs and its per-class APs (``coco/<class>_precision``) get one panel each;
-    speed, counts and timing keys are left out."""
+    of the cell counts (``count/``) the MAE at the fixed threshold per class and its mean; speed,
+    counts and timing keys are left out."""
     first = ('mAP', 'per-class AP (IoU 0.50:0.95)', 'mAP by object size')
     keys: List[str] = []
     for rec in val:
         keys += [k for k, v in rec.items() if k not in keys and k not in _SKIP_KEYS
                  and isinstance(v, (int, float)) and not isinstance(v, bool)
-                 and not k.startswith('speed/') and not k.rsplit('/', 1)[-1].startswith('num_')]
+                 and not k.startswith('speed/') and not k.rsplit('/', 1)[-1].startswith('num_')
+                 and (not k.startswith('count/') or _is_count_mae(k))]
     groups: 'OrderedDict[str, List[str]]' = OrderedDict()
     for k in keys:
         prefix, _, name = k.rpartition('/')
         if prefix == 'coco':
             title = first[1] if name.endswith('_precision') else first[2] if name in (
                 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l') else first[0]
+        elif prefix == 'count':
+            title = 'count MAE (cells / image)'
         else:
             title = 'metrics (%)' if prefix == 'binary' else prefix or 'metrics'
         groups.setdefault(title, []).append(k)
     order = [t for t in first if t in groups] + [t for t in groups if t not in first]
     return OrderedDict((t, groups[t]) for t in order)
+
+
+def _is_count_mae(key: str) -> bool:
+    return key.endswith('_mae') and not key.endswith('_best_mae')
 
 
 def plot_training_curves(train: List[dict], val: Optional[List[dict]] = None,
@@ -344,6 +352,42 @@ def plot_pr_curves(pr: Dict[str, object], title: str = '') -> Figure:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc='lower left')
     fig.suptitle(f'{_prefix(title)}precision-recall per class', fontsize=11)
+    return fig
+
+
+def plot_count_scatter(records: Sequence[dict], classes: Sequence[str],
+                       title: str = '') -> Figure:
+    """Predicted vs annotated cell count per image, one panel per class: the counts at the
+    fixed threshold (circles) and, when the records have them, at the calibrated thresholds
+    (crosses), with the diagonal ``predicted = annotated``.
+
+    Args:
+        records (Sequence[dict]): The ``images`` of a ``count_errors_<split>.json``
+            (``CellCountMetric``): ``annotated``, ``predicted`` and ``predicted_calibrated``
+            (``{class: n}``, the last may be None).
+        classes (Sequence[str]): The classes, one panel each.
+    """
+    fig = _new_figure(4.2 * max(len(classes), 1), 4.2, layout='constrained')
+    for i, cls in enumerate(classes):
+        ax = fig.add_subplot(1, max(len(classes), 1), i + 1)
+        gt = np.array([r['annotated'][cls] for r in records], dtype=float)
+        fixed = np.array([r['predicted'][cls] for r in records], dtype=float)
+        cal = [r.get('predicted_calibrated') for r in records]
+        top = max([1.0] + list(gt) + list(fixed))
+        ax.scatter(gt, fixed, s=22, alpha=0.6, label='fixed threshold', marker='o')
+        if records and all(c is not None for c in cal):
+            cal = np.array([c[cls] for c in cal], dtype=float)
+            top = max(top, float(cal.max()))
+            ax.scatter(gt, cal, s=28, alpha=0.8, label='calibrated', marker='x')
+        if not records:
+            _no_data(ax, 'no images')
+        ax.plot([0, top * 1.05], [0, top * 1.05], color='grey', linewidth=1, linestyle='--')
+        ax.set(xlim=(-0.5, top * 1.05), ylim=(-0.5, top * 1.05), xlabel='annotated count',
+               ylabel='predicted count')
+        ax.set_title(f'{cls} ({len(records)} images)', fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc='upper left')
+    fig.suptitle(f'{_prefix(title)}predicted vs annotated cells per image', fontsize=11)
     return fig
 
 

@@ -7,6 +7,7 @@ URIs, so the page needs no other file.
 import base64
 import datetime
 import html
+import json
 import os
 import os.path as osp
 from collections import OrderedDict
@@ -14,13 +15,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from .compare import summarize_run
+from .compare import count_classes, summarize_run
 from .logs import is_yolo_run
-from .plots import figure_to_png
+from .plots import figure_to_png, plot_count_scatter
 from .results import (check_predictions, curve_figures, find_predictions, load_predictions,
                       result_figures)
 
-__all__ = ['build_report', 'write_report', 'png_data_uri']
+__all__ = ['build_report', 'write_report', 'png_data_uri', 'counts_section']
 
 _CAPTIONS = {
     'loss': 'Training loss per iteration (total and parts).',
@@ -30,6 +31,7 @@ _CAPTIONS = {
     'roc': 'ROC curve of p(all) on the test predictions, with the operating point.',
     'confusion_matrix': 'Confusion matrix (rows: ground truth, columns: prediction).',
     'samples': 'Sample predictions.',
+    'count_scatter': 'Predicted vs annotated cells per image and class (dashed: equal).',
 }
 
 _CSS = """
@@ -128,6 +130,93 @@ def _predictions(work_dir: str, preds_path: Optional[str], preds: Optional[Seque
     return load_predictions(preds_path), preds_path
 
 
+def _count_errors_file(log_dir: Optional[str], source: str) -> Optional[str]:
+    stage = 'test' if str(source).startswith('test') else 'val'
+    path = osp.join(log_dir, f'count_errors_{stage}.json') if log_dir else None
+    return path if path and osp.isfile(path) else None
+
+
+def counts_section(metrics: Dict[str, object], log_dir: Optional[str], source: str = 'test',
+                   title: str = '', worst: int = 6, fig_dir: Optional[str] = None) -> str:
+    """The report's "Counts" section ('' when ``metrics`` has no ``count/`` keys of
+    ``CellCountMetric``): the per-class count error at the calibrated and at the fixed
+    threshold (MAE, RMSE, mean relative error, share of images within +-1 and +-10 %) and the
+    split's best threshold; from ``<log_dir>/count_errors_<test|val>.json`` the ``worst``
+    images by count error (at the calibrated thresholds when there are, else the fixed one)
+    and the predicted vs annotated scatter per class (also ``<fig_dir>/count_scatter.png``
+    when ``fig_dir`` is given)."""
+    classes = count_classes([dict(metrics=metrics)])
+    if not classes:
+        return ''
+    path = _count_errors_file(log_dir, source)
+    doc = {}
+    if path:
+        with open(path) as f:
+            doc = json.load(f)
+    fixed = doc.get('score_thr', 0.3)
+    calibrated = f'count/{classes[0]}_mae_calibrated' in metrics
+    stats = ('mae', 'rmse', 'rel_err', 'within1', 'within10pct')
+
+    def value(key):
+        v = metrics.get(key)
+        return 'n/a' if v is None or (isinstance(v, float) and v != v) else v
+
+    rows = []
+    for c in classes + ['mean']:
+        if calibrated:
+            thr = metrics.get(f'count/{c}_thr_calibrated')
+            rows.append((c, 'calibrated' + (f' ({_fmt(thr)})' if thr is not None else ''),
+                         *[value(f'count/{c}_{s}_calibrated') for s in stats]))
+        rows.append((c, f'fixed ({_fmt(fixed)})', *[value(f'count/{c}_{s}') for s in stats]))
+        best = metrics.get(f'count/{c}_best_thr')
+        rows.append((c, 'best on this split' + (f' ({_fmt(best)})' if best is not None else ''),
+                     value(f'count/{c}_best_mae'), '', '', '', ''))
+    where = 'test' if str(source).startswith('test') else 'validation'
+    parts = [f'<h2>Counts</h2>\n<p class="meta">Cells per image on the {where} split '
+             f'(CellCountMetric, {_esc(source)}): predicted = boxes with score &gt;= the '
+             'threshold, annotated = ground-truth boxes. Calibrated: the per-class thresholds '
+             'that minimised the count MAE on the validation split'
+             + (f' ({_esc(doc.get("calibration_source"))})' if doc.get('calibration_source')
+                else '') + '; best on this split: the threshold minimising it here '
+             '(optimistic on the test split). Relative error: |error| / annotated over the '
+             'images with at least one annotated cell.</p>',
+             _table(rows, ('class', 'threshold', 'MAE', 'RMSE', 'mean rel. error',
+                           'within +-1', 'within +-10 %'))]
+    if not calibrated:
+        parts.append('<p class="note">No calibrated thresholds for this split: train with '
+                     'CountCalibrationHook and a CellCountMetric in val_evaluator, then test '
+                     'the checkpoint (python tools/test.py CONFIG CKPT).</p>')
+    images = doc.get('images') or []
+    if not path:
+        parts.append(f'<p class="note">No per-image counts (count_errors_*.json) in '
+                     f'{_esc(log_dir)}: they are written by CellCountMetric during '
+                     f'tools/test.py / validation.</p>')
+    elif images:
+        key = 'abs_error_calibrated' if images[0].get('abs_error_calibrated') is not None \
+            else 'abs_error'
+        ranked = sorted(images, key=lambda r: -r[key])[:worst]
+        cal = key == 'abs_error_calibrated'
+        head = ['image'] + [f'{c} (annotated / ' + ('calibrated / ' if cal else '') + 'fixed)'
+                            for c in classes] + ['|error| total' + (' (cal. / fixed)'
+                                                                    if cal else '')]
+        table = []
+        for r in ranked:
+            cells = [osp.basename(str(r.get('img_path')))]
+            for c in classes:
+                nums = [r['annotated'][c]] + ([r['predicted_calibrated'][c]] if cal else []) + \
+                    [r['predicted'][c]]
+                cells.append(' / '.join(str(n) for n in nums))
+            cells.append(f"{r['abs_error_calibrated']} / {r['abs_error']}" if cal
+                         else r['abs_error'])
+            table.append(tuple(cells))
+        parts.append(f'<h3>Largest count errors ({len(ranked)} of {len(images)} images)</h3>\n'
+                     + _table(table, tuple(head)))
+        scatter = plot_count_scatter(images, doc.get('classes') or classes, title=title)
+        parts.append(_figure('count_scatter', _render(dict(count_scatter=scatter),
+                                                      fig_dir)['count_scatter'], title))
+    return '\n'.join(parts)
+
+
 def build_report(work_dir: str, preds_path: Optional[str] = None,
                  ann_file: Optional[str] = None, score_thr: float = 0.3,
                  num_samples: int = 6, prefer: str = 'test',
@@ -187,6 +276,10 @@ def build_report(work_dir: str, preds_path: Optional[str] = None,
         parts.append('<h3>Confusion matrix</h3>\n' + _table(
             [('gt hem', tn, fp), ('gt all', fn, tp)], ('', 'pred hem', 'pred all')))
     sections.append('\n'.join(parts))
+    counts = counts_section(metrics, run.get('log_dir'), run['source'], title,
+                            fig_dir=fig_dir)
+    if counts:
+        sections.append(counts)
 
     # training curves
     figs: 'OrderedDict[str, object]' = OrderedDict()

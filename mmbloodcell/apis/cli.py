@@ -2,7 +2,7 @@
 
 ::
 
-    mmbloodcell detect CONFIG CKPT IMAGES... --out DIR [--score-thr 0.3] [--device cpu]
+    mmbloodcell detect CONFIG CKPT IMAGES... --out DIR [--score-thr T] [--device cpu]
     mmbloodcell classify CONFIG CKPT IMAGES... --out DIR [--threshold T] [--saliency]
                          [--batch-size 8] [--device cpu]
     (both also take --data-root DIR and --cfg-options key=value ...)
@@ -64,8 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                          description='Detect blood cells; write detections.json, counts.csv '
                          'and annotated/<image>.png')
     common(det, 'trained detector checkpoint (.pth)')
-    det.add_argument('--score-thr', type=float, default=0.3,
-                     help='keep boxes with score >= this (default 0.3)')
+    det.add_argument('--score-thr', type=float, default=None,
+                     help='keep boxes with score >= this, for every class (default: the '
+                     "per-class thresholds calibrated on the validation split, in the "
+                     "checkpoint's meta, else 0.3)")
     det.add_argument('--no-annotated', action='store_true',
                      help='do not write the annotated images')
 
@@ -192,6 +194,10 @@ def _summary(doc: dict, out: str, files: List[str]) -> str:
     lines = [f"{doc['num_images']} image(s): {doc['num_images'] - len(failed)} processed, "
              f'{len(failed)} failed' + (f', {len(warned)} with warnings' if warned else '') +
              f'; results in {out} ({", ".join(files)})']
+    if isinstance(doc.get('score_thr'), dict):
+        lines.append('score thresholds: ' + ', '.join(
+            f'{c} {t:g}' for c, t in doc['score_thr'].items()) +
+            f" ({doc.get('score_thr_source', 'given')})")
     for r in failed:
         lines.append(f"  {r['image']}: {r['error']}")
     for r in warned:

@@ -275,13 +275,60 @@ class _ImageFiles:
 # Detection
 # ----------------------------------------------------------------------------------------------
 
+#: The score threshold of a class without a calibrated or given one.
+DEFAULT_SCORE_THR = 0.3
+#: Where :func:`resolve_score_thrs` took the thresholds from.
+SCORE_THR_SOURCES = {
+    'given': 'given (--score-thr / score_thr)',
+    'checkpoint': "calibrated on the validation split (checkpoint meta['count_thresholds'])",
+    'default': f'default {DEFAULT_SCORE_THR} (the checkpoint has no count_thresholds)'}
+
+
+def resolve_score_thrs(score_thr, classes: Sequence[str],
+                       calibrated: Optional[dict] = None) -> Tuple[Dict[str, float], str]:
+    """The per-class score thresholds of a detector, and where they came from.
+
+    - ``score_thr`` a number: it, for every class (``'given'``);
+    - a dict ``{class: threshold}``: those, :data:`DEFAULT_SCORE_THR` for a class it lacks
+      (``'given'``);
+    - None: ``calibrated`` (a checkpoint's ``meta['count_thresholds']``, written by
+      :class:`~mmbloodcell.engine.hooks.CountCalibrationHook`), :data:`DEFAULT_SCORE_THR` for
+      a class it lacks (``'checkpoint'``); without it :data:`DEFAULT_SCORE_THR` for every class
+      (``'default'``).
+
+    Returns:
+        tuple: ``({class: threshold}, source)``, source a key of :data:`SCORE_THR_SOURCES`.
+    """
+    def check(value, what):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f'{what} must be a number in [0, 1], got {value!r}')
+        return float(value)
+
+    if score_thr is None:
+        source, given = ('checkpoint', calibrated) if calibrated else ('default', {})
+    elif isinstance(score_thr, dict):
+        source, given = 'given', score_thr
+        unknown = sorted(set(map(str, score_thr)) - set(classes))
+        if unknown:
+            raise ValueError(f'score_thr names classes {unknown} the detector does not have: '
+                             f'use {", ".join(classes)}')
+    else:
+        thr = check(score_thr, 'score_thr')
+        return {c: thr for c in classes}, 'given'
+    return ({c: check(given.get(c, DEFAULT_SCORE_THR), f'score_thr of {c}') for c in classes},
+            source)
+
+
 class CellDetector(_ImageFiles, DetInferencer):
     """A trained mmdet detector for image files or arrays: mmdet's ``DetInferencer`` with
 
     - strict weight loading (another model's checkpoint is an error naming both files); class
       names as mmdet reads them, else from the config's test dataset class;
-    - ``score_thr``: :meth:`forward` keeps the boxes with ``score >= score_thr``, and every
-      ``score_thr`` of the model's ``test_cfg`` is lowered to it if higher;
+    - a score threshold per class (:func:`resolve_score_thrs`: given, else the checkpoint's
+      calibrated ``count_thresholds``, else 0.3): :meth:`forward` keeps the boxes with
+      ``score >= score_thr[class]``, and every ``score_thr`` of the model's ``test_cfg`` is
+      lowered to the smallest of them if higher;
     - the test pipeline without ``LoadAnnotations``; folders expanded recursively in natural
       order (:func:`expand_images`);
     - its own :class:`~mmbloodcell.visualization.CellDetVisualizer` (boxes and a count banner),
@@ -295,39 +342,55 @@ class CellDetector(_ImageFiles, DetInferencer):
         checkpoint (str): Its trained weights.
         device (str, optional): ``'cpu'``, ``'cuda:0'``... Defaults to mmengine's
             ``get_device()``.
-        score_thr (float): Boxes below it are dropped. Defaults to 0.3.
+        score_thr (float | dict, optional): Boxes below it are dropped: one threshold for
+            every class, or ``{class: threshold}``; None: the checkpoint's calibrated
+            thresholds (``meta['count_thresholds']``), else 0.3. Defaults to None.
         cfg_options (dict, optional): Config overrides (``--cfg-options``).
 
     Attributes:
         classes (tuple[str]): Class names.
+        score_thr (dict): ``{class: threshold}`` applied by :meth:`forward`.
+        score_thr_source (str): Where they came from (``'given'``, ``'checkpoint'`` or
+            ``'default'``; :data:`SCORE_THR_SOURCES`).
     """
 
     def __init__(self, config, checkpoint: str, device: Optional[str] = None,
-                 score_thr: float = 0.3, cfg_options: Optional[dict] = None):
+                 score_thr: Union[float, Dict[str, float], None] = None,
+                 cfg_options: Optional[dict] = None):
         cfg = self._load(config, cfg_options, 'mmdet')
         name = self.config_name
         if not checkpoint or str(checkpoint).lower() in NO_CHECKPOINT:
             raise ValueError(f'{name}: detection needs a trained checkpoint (CKPT), e.g. '
                              f'work_dirs/<config>/epoch_12.pth')
         _check_checkpoint(checkpoint, name)
-        if not 0.0 <= float(score_thr) <= 1.0:
-            raise ValueError(f'score_thr must be in [0, 1], got {score_thr}')
-        self.score_thr = float(score_thr)
+        if score_thr is not None and not isinstance(score_thr, dict):
+            resolve_score_thrs(score_thr, ())  # a bad number fails before the model loads
         self.checkpoint = checkpoint
-        for test_cfg in dicts_with_key(cfg.model.get('test_cfg'), 'score_thr'):
-            if isinstance(test_cfg['score_thr'], (int, float)):
-                test_cfg['score_thr'] = min(float(test_cfg['score_thr']), self.score_thr)
+        self._calibrated: Optional[dict] = None
         self._set_loader(_test_pipeline(cfg, name))
         with DefaultScope.overwrite_default_scope('mmdet'):
             super().__init__(model=cfg, weights=checkpoint, device=device, scope='mmdet',
                              show_progress=False)
         self.classes = tuple(self.model.dataset_meta['classes'])
+        self.score_thr, self.score_thr_source = resolve_score_thrs(
+            score_thr, self.classes, self._calibrated)
+        lowest = min(self.score_thr.values())
+        # the model's own threshold (e.g. 0.05) must not drop what the lowest one keeps
+        holders = [self.cfg.model] + [m for m in self.model.modules()]
+        for holder in holders:
+            test_cfg = holder.get('test_cfg') if isinstance(holder, dict) else \
+                getattr(holder, 'test_cfg', None)
+            for node in dicts_with_key(test_cfg, 'score_thr'):
+                if isinstance(node['score_thr'], (int, float)):
+                    node['score_thr'] = min(float(node['score_thr']), lowest)
 
     def _load_weights_to_model(self, model, checkpoint: Optional[dict], cfg) -> None:
         from mmdet.registry import DATASETS
         with _strict_loading(self.checkpoint, self.config_name):
             _load_checkpoint_to_model(model, checkpoint, strict=True)
         meta = checkpoint.get('meta', {})
+        calibrated = meta.get('count_thresholds')
+        self._calibrated = dict(calibrated) if isinstance(calibrated, dict) else None
         with warnings.catch_warnings():
             # mmdet falls back to COCO's names then: the config's are taken below
             warnings.filterwarnings('ignore', message='dataset_meta or class names are not')
@@ -367,11 +430,12 @@ class CellDetector(_ImageFiles, DetInferencer):
         return visualizer
 
     def forward(self, inputs, **kwargs):
-        """``DetInferencer.forward``, keeping the boxes with ``score >= score_thr``."""
+        """``DetInferencer.forward``, keeping the boxes with ``score >= score_thr[class]``."""
         preds = super().forward(inputs, **kwargs)
         for pred in preds:
             instances = pred.pred_instances
-            pred.pred_instances = instances[instances.scores >= self.score_thr]
+            thrs = instances.scores.new_tensor([self.score_thr[c] for c in self.classes])
+            pred.pred_instances = instances[instances.scores >= thrs[instances.labels]]
         return preds
 
     def detect(self, img: np.ndarray, img_path: Optional[str] = None) -> List[dict]:
@@ -414,7 +478,8 @@ def build_detector(config, checkpoint: str, backend: str = 'pytorch', **kwargs):
 
 
 def run_detection(config, checkpoint: str, images: Union[str, Sequence[str]], out_dir: str,
-                  score_thr: float = 0.3, device: Optional[str] = None,
+                  score_thr: Union[float, Dict[str, float], None] = None,
+                  device: Optional[str] = None,
                   cfg_options: Optional[dict] = None, progress: Optional[bool] = None,
                   save_annotated: bool = True, backend: str = 'pytorch') -> dict:
     """Detect cells in image files and folders and write the results to ``out_dir``.
@@ -422,13 +487,16 @@ def run_detection(config, checkpoint: str, images: Union[str, Sequence[str]], ou
     Files written:
 
     - ``detections.json``: ``{"task": "detect", "config", "checkpoint", "score_thr",
-      "classes", "num_images", "num_failed", "images": [...]}`` with one entry per input image
+      "score_thr_source", "classes", "num_images", "num_failed", "images": [...]}``:
+      ``score_thr`` is ``{class: threshold}`` as applied, ``score_thr_source`` where it came
+      from (``"given"``, ``"checkpoint"``: calibrated on the validation split, ``"default"``:
+      0.3; see :func:`resolve_score_thrs`); one entry per input image
       (in input order): ``image`` (the path), ``file_name``, ``status`` (``"ok"`` or
       ``"error"``), ``error`` (the reason, ``""`` when ok), ``width``, ``height``, ``counts``
       (``{<class>: n, ..., "total": n}``, null on error), ``detections`` (a list of
       ``{"label", "class", "score", "bbox": [x1, y1, x2, y2]}`` in original-image pixels,
-      every score >= ``score_thr``) and ``annotated`` (path of the annotated image relative
-      to ``out_dir``, null on error);
+      every score >= its class's ``score_thr``) and ``annotated`` (path of the annotated
+      image relative to ``out_dir``, null on error);
     - ``counts.csv``: columns ``image, <class>... (RBC, WBC, Platelets for BCCD), total,
       status, error``; one row per input image, empty counts on error;
     - ``annotated/<stem>.png``: the image with its boxes and a count banner.
@@ -470,6 +538,7 @@ def run_detection(config, checkpoint: str, images: Union[str, Sequence[str]], ou
 
     doc = OrderedDict(task='detect', config=detector.config_name,
                       checkpoint=detector.checkpoint, score_thr=detector.score_thr,
+                      score_thr_source=getattr(detector, 'score_thr_source', 'given'),
                       classes=classes, num_images=len(records),
                       num_failed=sum(r['status'] != 'ok' for r in records), images=records)
     rows = [[r['image']] + [(r['counts'] or {}).get(c, '') for c in classes + ['total']] +

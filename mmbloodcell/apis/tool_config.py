@@ -48,6 +48,28 @@ def dicts_with_key(node, key: str):
             yield from dicts_with_key(value, key)
 
 
+def evaluator_metrics(evaluator) -> list:
+    """The metric configs of an evaluator config (``val_evaluator`` / ``test_evaluator``): a
+    dict is one metric, a list or tuple several (e.g. ``[CocoMetric, CellCountMetric]``), None
+    none."""
+    if evaluator is None:
+        return []
+    if isinstance(evaluator, (list, tuple)):
+        return [m for m in evaluator if isinstance(m, dict)]
+    return [evaluator] if isinstance(evaluator, dict) else []
+
+
+def set_evaluator_ann_file(cfg: Config, key: str, ann_file: str) -> None:
+    """Set ``ann_file`` of every metric of ``cfg[key]`` that reads one (mmdet's
+    ``CocoMetric``), whether the evaluator is one dict or a list of them."""
+    found = [m for m in evaluator_metrics(cfg.get(key)) if 'ann_file' in m]
+    if not found:
+        raise KeyError(f'{getattr(cfg, "filename", None) or "the config"}: {key} has no metric '
+                       f'with an ann_file (e.g. CocoMetric)')
+    for metric in found:
+        metric['ann_file'] = ann_file
+
+
 def set_data_root(cfg: Config, data_root: str) -> Config:
     """Point every split of ``cfg`` at another dataset folder (``--data-root``).
 

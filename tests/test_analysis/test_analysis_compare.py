@@ -61,6 +61,10 @@ def test_tables_equal_the_metrics_json(det_run, cls_run, tmp_path):
     assert row['mAP75'] == f"{m['coco/bbox_mAP_75']:.3f}"
     assert row['ms / image'] == f"{m['speed/latency_ms']:.1f}"
     assert row['mAP (paper)'] == row['ms / image (paper)'] == '-'  # not in the papers
+    # the cell-count MAE per class, at the calibrated / the fixed threshold
+    for c in ('RBC', 'WBC', 'Platelets'):
+        assert row[f'Count MAE {c} (cal. / 0.3)'] == \
+            f"{m[f'count/{c}_mae_calibrated']:.2f} / {m[f'count/{c}_mae']:.2f}"
     # the papers' models, beside ours
     ref = REFERENCE['detection']
     for model, nums in ref.items():
@@ -69,7 +73,7 @@ def test_tables_equal_the_metrics_json(det_run, cls_run, tmp_path):
         assert r['mAP50 (paper)'] == f"{nums['mAP50']:.3f}"
         assert r['mAP75 (paper)'] == f"{nums['mAP75']:.3f}"
         assert r['ms / image (paper)'] == (f"{nums['ms']:.1f}" if 'ms' in nums else '-')
-        assert r['mAP'] == '-'
+        assert r['mAP'] == '-' and r['Count MAE RBC (cal. / 0.3)'] == '-'
     assert _row(det_rows, Model='Sparse R-CNN')['ms / image (paper)'] == '343.0'
 
     # classification: loss x backbone, weighted F1 by default

@@ -55,12 +55,16 @@ def test_training_curves_from_a_real_log(run_name, request, tmp_path):
         for ln in ax.get_lines():
             drawn[ln.get_label()] = ln
     main = {'det_run': 'bbox_mAP_50', 'cls_run': 'weighted_f1'}[run_name]
-    prefix = {'det_run': 'coco/', 'cls_run': 'binary/'}[run_name]
+    prefixes = {'det_run': ('coco/', 'count/'), 'cls_run': ('binary/', )}[run_name]
     assert main in drawn
+    if run_name == 'det_run':  # the count MAE per class (fixed threshold) and its mean
+        assert {k for k in drawn if k.endswith('_mae')} == {
+            'RBC_mae', 'WBC_mae', 'Platelets_mae', 'mean_mae'}
     for label, ln in drawn.items():
         np.testing.assert_allclose(ln.get_xdata(), [1, 2])
-        expected = np.array([r[prefix + label] for r in val], float)
-        if prefix == 'coco/':
+        (key, ) = [p + label for p in prefixes if p + label in val[0]]
+        expected = np.array([r[key] for r in val], float)
+        if key.startswith('coco/'):
             expected[expected < 0] = np.nan
         np.testing.assert_allclose(ln.get_ydata(), expected)
 

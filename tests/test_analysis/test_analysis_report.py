@@ -39,7 +39,7 @@ window.addEventListener('load', function () {
 </script>"""
 
 FIGURES = {
-    'det_run': ['loss', 'lr', 'val_metrics', 'pr_curves', 'samples'],
+    'det_run': ['count_scatter', 'loss', 'lr', 'val_metrics', 'pr_curves', 'samples'],
     'cls_run': ['loss', 'lr', 'val_metrics', 'roc', 'confusion_matrix', 'samples'],
 }
 
@@ -134,3 +134,38 @@ def test_report_without_predictions_says_how_to_get_them(cls_run, tmp_path):
     assert re.findall(r'<figure id="fig-([a-z_]+)"', text) == [
         'loss', 'lr', 'val_metrics', 'confusion_matrix']
     assert 'No predictions pickle' in text and '--out' in text
+
+
+def _cell(value):
+    return f'{value:.4f}'.rstrip('0').rstrip('.') if isinstance(value, float) else str(value)
+
+
+def test_report_counts_section(det_run, reports):
+    """The Counts section: the test metrics' count error per class at the calibrated and the
+    fixed threshold, and the images with the largest count error from count_errors_test.json
+    (written by CellCountMetric beside the test log)."""
+    with open(reports['det_run'], encoding='utf-8') as f:
+        page = f.read()
+    log = det_run['test_log']
+    with open(os.path.join(log, os.path.basename(log) + '.json')) as f:
+        metrics = json.load(f)
+    with open(os.path.join(log, 'count_errors_test.json')) as f:
+        doc = json.load(f)
+    section = page[page.index('<h2>Counts</h2>'):page.index('<h2>Training curves</h2>')]
+    assert doc['calibration_source'].startswith('checkpoint meta')
+    for c in ('RBC', 'WBC', 'Platelets'):
+        thr = _cell(metrics[f'count/{c}_thr_calibrated'])
+        cal = ''.join(f'<td class="num">{_cell(metrics[f"count/{c}_{s}_calibrated"])}</td>'
+                      for s in ('mae', 'rmse'))
+        assert f'<tr><td>{c}</td><td>calibrated ({thr})</td>{cal}' in section, c
+        fixed = ''.join(f'<td class="num">{_cell(metrics[f"count/{c}_{s}"])}</td>'
+                        for s in ('mae', 'rmse'))
+        assert f'<tr><td>{c}</td><td>fixed (0.3)</td>{fixed}' in section, c
+    # the worst images: both test images, the larger calibrated error first
+    ranked = sorted(doc['images'], key=lambda r: -r['abs_error_calibrated'])
+    rows = re.findall(r'<tr><td>(BloodImage_\d+\.jpg)</td>(.*?)</tr>', section)
+    assert [name for name, _ in rows] == [os.path.basename(r['img_path']) for r in ranked]
+    first = ranked[0]
+    assert (f"<td>{first['annotated']['RBC']} / {first['predicted_calibrated']['RBC']} / "
+            f"{first['predicted']['RBC']}</td>") in rows[0][1]
+    assert 'id="fig-count_scatter"' in section

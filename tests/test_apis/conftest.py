@@ -16,7 +16,7 @@ from mmengine.config import Config
 
 from cnmc_release import make_synthetic_cnmc, write_stain_reference
 import mmbloodcell  # noqa: F401
-from mmbloodcell.apis.tool_config import build_runner, set_data_root
+from mmbloodcell.apis.tool_config import build_runner, set_data_root, set_evaluator_ann_file
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FCOS_DEMO = osp.join(REPO, 'configs', 'fcos', 'fcos_r18_fpn_gn_320_12e_bccd_cpu-demo.py')
@@ -64,7 +64,7 @@ def detector(bccd_mini, tmp_path_factory):
     cfg.test_dataloader.update(num_workers=0, persistent_workers=False)
     cfg.test_dataloader.dataset.update(data_root=bccd_mini['data_root'],
                                        ann_file=bccd_mini['test'])
-    cfg.test_evaluator.ann_file = bccd_mini['test']
+    set_evaluator_ann_file(cfg, 'test_evaluator', bccd_mini['test'])
     cfg.val_dataloader = None
     cfg.val_cfg = None
     cfg.val_evaluator = None

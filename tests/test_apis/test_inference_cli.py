@@ -122,7 +122,8 @@ def test_detect_console_script(detector, bccd_images, reference_detections, tmp_
 
     doc = json.load(open(osp.join(out, 'detections.json')))
     assert doc['task'] == 'detect' and doc['classes'] == BCCD_CLASSES
-    assert doc['score_thr'] == pytest.approx(thr)
+    assert doc['score_thr'] == {c: pytest.approx(thr) for c in BCCD_CLASSES}
+    assert doc['score_thr_source'] == 'given'
     assert doc['num_images'] == 6 and doc['num_failed'] == 3
     records = {r['file_name']: r for r in doc['images']}
     for name in bccd_images['bad']:
@@ -166,6 +167,43 @@ def test_detect_console_script(detector, bccd_images, reference_detections, tmp_
     assert total_kept > 0 and total_dropped > 0
     assert sorted(os.listdir(osp.join(out, 'annotated'))) == \
         sorted(osp.splitext(n)[0] + '.png' for n in bccd_images['good'])
+
+
+def test_detect_uses_the_checkpoint_thresholds_without_score_thr(detector, bccd_images,
+                                                                 reference_detections, tmp_path):
+    """A checkpoint with calibrated count thresholds (meta['count_thresholds'], as
+    CountCalibrationHook writes them): used per class without --score-thr, replaced for every
+    class by --score-thr; without them 0.3."""
+    thrs = dict(RBC=_threshold_between(reference_detections), WBC=0.0, Platelets=1.0)
+    ckpt = torch.load(detector['ckpt'], map_location='cpu', weights_only=False)
+    ckpt['meta']['count_thresholds'] = thrs
+    calibrated = str(tmp_path / 'calibrated.pth')
+    torch.save(ckpt, calibrated)
+    files = [osp.join(bccd_images['folder'], n) for n in bccd_images['good']]
+
+    def detect(ckpt_path, *extra):
+        out = str(tmp_path / f'out{len(os.listdir(tmp_path))}')
+        assert main(['detect', detector['config'], ckpt_path, *files, '--out', out,
+                     '--device', 'cpu', '--no-annotated', *extra]) == 0
+        return json.load(open(osp.join(out, 'detections.json')))
+
+    doc = detect(calibrated)
+    assert doc['score_thr'] == thrs and doc['score_thr_source'] == 'checkpoint'
+    for r in doc['images']:
+        ref = reference_detections[r['file_name']]['detections']
+        # the per-class thresholds on the boxes of the threshold-0 run
+        assert sorted((d['label'], d['score']) for d in r['detections']) == sorted(
+            (d['label'], d['score']) for d in ref if d['score'] >= thrs[d['class']])
+        assert r['counts']['Platelets'] == 0
+        assert r['counts']['WBC'] == sum(d['class'] == 'WBC' for d in ref)
+    given = detect(calibrated, '--score-thr', '0.2')
+    assert given['score_thr'] == {c: 0.2 for c in BCCD_CLASSES}
+    assert given['score_thr_source'] == 'given'
+    default = detect(detector['ckpt'])
+    assert default['score_thr'] == {c: 0.3 for c in BCCD_CLASSES}
+    assert default['score_thr_source'] == 'default'
+    for r in default['images']:
+        assert all(d['score'] >= 0.3 for d in r['detections'])
 
 
 def test_detect_reference_lowered_the_model_threshold(reference_detections):

@@ -51,8 +51,9 @@ def test_data_root_moves_the_evaluators_of_a_detection_config(tmp_path):
                           _test_args(FCOS, 'x.pth', '--data-root', new, '--work-dir', 'w'))
     for split, dataset in _datasets(cfg):
         assert dataset.data_root == new + '/', split
-    assert cfg.val_evaluator.ann_file == new + '/annotations/val.json'
-    assert cfg.test_evaluator.ann_file == new + '/annotations/test.json'
+    assert cfg.val_evaluator[0].ann_file == new + '/annotations/val.json'
+    assert cfg.test_evaluator[0].ann_file == new + '/annotations/test.json'
+    assert [m.type for m in cfg.test_evaluator] == ['CocoMetric', 'CellCountMetric']
     # --cfg-options data_root=... is the same, instead of changing nothing
     same = merge_test_args(Config.fromfile(FCOS), _test_args(
         FCOS, 'x.pth', '--cfg-options', f'data_root={new}', '--work-dir', 'w'))

@@ -11,6 +11,8 @@ import sys
 import torch
 from mmengine.config import Config
 
+from mmbloodcell.apis.tool_config import set_evaluator_ann_file
+
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(osp.dirname(HERE))
 TOOLS = osp.join(REPO, 'tools')
@@ -42,8 +44,8 @@ def bccd_config(mini: dict, **options) -> Config:
                        ('test_dataloader', 'test')):
         cfg[key].dataset.data_root = mini['data_root']
         cfg[key].dataset.ann_file = mini[split]
-    cfg.val_evaluator.ann_file = mini['val']
-    cfg.test_evaluator.ann_file = mini['test']
+    set_evaluator_ann_file(cfg, 'val_evaluator', mini['val'])
+    set_evaluator_ann_file(cfg, 'test_evaluator', mini['test'])
     cfg.merge_from_dict(options)
     return cfg
 

@@ -73,12 +73,16 @@ val_dataloader = dict(
 test_dataloader = dict(
     val_dataloader, dataset=dict(val_dataloader['dataset'], ann_file='annotations/test.json'))
 
-# One evaluator for every detector: COCO mAP, mAP50, mAP75, mAP_s/m/l and per-class AP.
-val_evaluator = dict(
+# The evaluators of every detector: COCO mAP, mAP50, mAP75, mAP_s/m/l and per-class AP
+# (CocoMetric), and the per-class cell-count error (CellCountMetric: at score 0.3, at the
+# thresholds calibrated on val by CountCalibrationHook, and the split's best threshold).
+coco_metric = dict(
     type='CocoMetric',
     ann_file=data_root + 'annotations/val.json',
     metric='bbox',
     classwise=True,
     format_only=False,
     backend_args=backend_args)
-test_evaluator = dict(val_evaluator, ann_file=data_root + 'annotations/test.json')
+count_metric = dict(type='CellCountMetric', score_thr=0.3)
+val_evaluator = [coco_metric, count_metric]
+test_evaluator = [dict(coco_metric, ann_file=data_root + 'annotations/test.json'), count_metric]

@@ -6,3 +6,4 @@ from .non_finite_loss_hook import NonFiniteLossError, NonFiniteLossHook  # noqa:
 from .exact_resume_hook import ExactResumeHook  # noqa: F401
 from .logger_hook import MainProcessLoggerHook  # noqa: F401
 from .report_hook import ReportHook  # noqa: F401
+from .count_calibration_hook import CountCalibrationHook  # noqa: F401

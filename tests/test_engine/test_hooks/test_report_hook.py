@@ -12,7 +12,7 @@ from mmengine.config import Config
 from cnmc_release import make_synthetic_cnmc, write_stain_reference
 import mmbloodcell  # noqa: F401
 from mmbloodcell.analysis.results import load_predictions
-from mmbloodcell.apis.tool_config import build_runner, set_data_root
+from mmbloodcell.apis.tool_config import build_runner, set_data_root, set_evaluator_ann_file
 from mmbloodcell.engine.hooks import ReportHook
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -44,7 +44,7 @@ def _det_cfg(mini, work_dir):
         loader.update(num_workers=0, persistent_workers=False)
         loader.dataset.update(data_root=mini['data_root'], ann_file=mini[split],
                               pipeline=cfg.test_dataloader.dataset.pipeline)
-        cfg[f'{split}_evaluator'].ann_file = mini[split]
+        set_evaluator_ann_file(cfg, f'{split}_evaluator', mini[split])
     cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=2, val_interval=2)
     cfg.param_scheduler = []
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=2, save_optimizer=False)

@@ -152,7 +152,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
         h = np.maximum(np.float32(0), np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) +
                        off)
         inter = w * h
-        iou = inter / (areas[i] + areas[rest] - inter)
+        with np.errstate(invalid='ignore', divide='ignore'):  # 0 / 0 of empty boxes: kept
+            iou = inter / (areas[i] + areas[rest] - inter)
         alive[rest[iou > thr]] = False
     return order[alive]
 

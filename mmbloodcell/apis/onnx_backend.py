@@ -89,9 +89,11 @@ class _OnnxModel(_ImageFiles):
         self.checkpoint = str(checkpoint)
         self.meta = read_onnx_metadata(self.checkpoint)
         if self.meta.get('task') != self.task:
+            other = {'detection': 'detect', 'classification': 'classify'}.get(
+                self.meta.get('task'), self.command)
             raise ValueError(f'{checkpoint} is a {self.meta.get("task")} model; use '
-                             f'`mmbloodcell {self.command}` for it (or give the .onnx file of '
-                             f'a {self.task} model)')
+                             f'`mmbloodcell {other}` for it (or give the .onnx file of a '
+                             f'{self.task} model)')
         steps = [s for s in _test_pipeline(cfg, name)
                  if _type_name(s) not in ('LoadAnnotations', 'LoadImageFromFile')]
         self._set_loader(_test_pipeline(cfg, name))

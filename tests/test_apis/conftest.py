@@ -205,8 +205,9 @@ def same_detections():
 # ----------------------------------------------------------------------------------------------
 
 def build_random_detector(config: str, seed: int = 0):
-    """The config's detector, initialised (no download) and its head perturbed so that the
-    scores spread out, in eval mode."""
+    """The config's detector with random He-normal conv weights (no download), no focal-loss
+    prior and BatchNorm statistics of a random batch, so that its scores spread out; in eval
+    mode."""
     from mmdet.registry import MODELS
     cfg = Config.fromfile(config)
     if cfg.model.get('backbone', {}).get('init_cfg') is not None:
@@ -216,13 +217,25 @@ def build_random_detector(config: str, seed: int = 0):
         model = MODELS.build(cfg.model)
     model.init_weights()
     with torch.no_grad():
-        for name, p in model.bbox_head.named_parameters():
-            if p.dim() == 4:  # He-normal: outputs of order 1
+        for name, p in model.named_parameters():
+            if p.dim() == 4:  # He-normal everywhere: features and outputs of order 1
                 p.normal_(0, (2 / p[0].numel()) ** 0.5)
-                if 'cls' in name and 'ssd' in config:
-                    p.mul_(0.01)  # VGG features are large: unsaturated scores
-            elif 'cls' in name and name.endswith('bias'):
+            elif name.startswith('bbox_head') and 'cls' in name and name.endswith('bias'):
                 p.zero_()  # no focal-loss prior: scores around 0.5, not 0.01
+        # BatchNorm statistics of one random batch: features of order 1 through deep stacks
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.momentum = 1.0
+        model.train()
+        dp = model.data_preprocessor  # a batch of random pixels, normalised as images are
+        model._forward((torch.rand(2, 3, 320, 320) * 255 - dp.mean) / dp.std)
+        # the output convs scaled down: unsaturated scores (no ties at 1.0), boxes < image
+        head = type(model.bbox_head).__name__
+        scale = ({'rtm_cls': 0.02, 'rtm_reg': 0.02} if 'RTMDet' in head else
+                 {'cls_convs': 0.002, 'reg_convs': 0.01} if 'SSD' in head else {})
+        for name, p in model.bbox_head.named_parameters():
+            if name.split('.')[0] in scale:
+                p.mul_(scale[name.split('.')[0]])
     return model.eval()
 
 

@@ -30,7 +30,8 @@ install_requires = [
 ]
 
 extras_require = {
-    'yolo': ['ultralytics>=8.3,<9'],
+    # onnxslim: ultralytics simplifies its ONNX export with it (benchmarks/cpu_inference.py)
+    'yolo': ['ultralytics>=8.3,<9', 'onnxslim'],
     'tests': ['pytest', 'pytest-timeout'],
     # mmbloodcell export / --backend onnxruntime (torch.onnx's exporter needs onnxscript)
     'deploy': ['onnx', 'onnxscript', 'onnxruntime'],

@@ -5,7 +5,10 @@
     mmbloodcell detect CONFIG CKPT IMAGES... --out DIR [--score-thr T] [--device cpu]
     mmbloodcell classify CONFIG CKPT IMAGES... --out DIR [--threshold T] [--saliency]
                          [--batch-size 8] [--device cpu]
-    (both also take --data-root DIR and --cfg-options key=value ...)
+    (both also take --backend pytorch|onnxruntime, --data-root DIR and
+    --cfg-options key=value ...; with --backend onnxruntime CKPT is the .onnx file)
+    mmbloodcell export CONFIG CKPT --format onnx [--out FILE] [--opset 18]
+                         [--exporter dynamo|torchscript] [--cfg-options key=value ...]
     mmbloodcell screen DET_CONFIG DET_CKPT CLS_CONFIG CLS_CKPT SMEARS... --out DIR
                          [--all-thr T] [--margin 0.15] [--score-thr T] [--wbc-class NAME]
                          [--saliency] [--batch-size 8] [--device cpu] [--backend pytorch]
@@ -40,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         description='Blood-cell detection (BCCD) and leukemia classification (C-NMC) on '
         'image files with trained mmbloodcell models')
     sub = parser.add_subparsers(dest='command',
-                                metavar='{detect,classify,screen,reproduce,crossval}')
+                                metavar='{detect,classify,screen,export,reproduce,crossval}')
     sub.required = True
 
     def common(p, ckpt_help):
@@ -59,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument('--cfg-options', nargs='+', action=DictAction,
                        help='override config settings, key=value pairs, e.g. '
                        'model.members.0.checkpoint=work_dirs/a/best.pth')
+        p.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch',
+                       help='pytorch: CKPT is the .pth checkpoint; onnxruntime: CKPT is the '
+                       '.onnx file of `mmbloodcell export` (CPU; threads: '
+                       'MMBLOODCELL_ORT_THREADS)')
 
     det = sub.add_parser('detect', help='count and draw RBC / WBC / platelets',
                          description='Detect blood cells; write detections.json, counts.csv '
@@ -113,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     scr.add_argument('--batch-size', type=int, default=8, help='crops per forward pass')
     scr.add_argument('--device', default=None,
                      help="'cpu', 'cuda:0', ... (default: the GPU if any, else the CPU)")
-    scr.add_argument('--backend', default='pytorch', help='inference backend of both models '
+    scr.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch',
+                     help='inference backend of both models; onnxruntime: the CKPTs are the '
+                     '.onnx files of mmbloodcell export '
                      '(default: pytorch)')
     scr.add_argument('--progress', dest='progress', action='store_true', default=None,
                      help='show a progress bar (default: when a folder is given)')
@@ -123,6 +132,23 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override the detection config's settings, key=value pairs")
     scr.add_argument('--cls-cfg-options', nargs='+', action=DictAction,
                      help="override the classification config's settings, key=value pairs")
+
+    exp = sub.add_parser('export', help='export a trained model to ONNX (CPU deployment)',
+                         description='Export a trained one-stage detector or classifier to '
+                         'one .onnx file (network forward; metadata for the numpy '
+                         'post-processor), checked against PyTorch with onnxruntime; see '
+                         'docs/deployment.md')
+    exp.add_argument('config', help='the config the model was trained with')
+    exp.add_argument('checkpoint', help="trained checkpoint (.pth); for an ensemble config '-' "
+                     "when the config names its members' checkpoints")
+    exp.add_argument('--format', choices=['onnx'], default='onnx', help='output format')
+    exp.add_argument('--out', '-o', help='the .onnx file (default: CKPT with .onnx)')
+    exp.add_argument('--opset', type=int, default=18, help='ONNX opset (default 18)')
+    exp.add_argument('--exporter', choices=['dynamo', 'torchscript'], default='dynamo',
+                     help='torch.onnx.export(dynamo=True) (default) or the TorchScript '
+                     'exporter (dynamo=False)')
+    exp.add_argument('--cfg-options', nargs='+', action=DictAction,
+                     help='override config settings, key=value pairs')
 
     rep = sub.add_parser('reproduce', help="re-run a study's results table",
                          description="Train and test every row of a study's table, then "
@@ -188,6 +214,20 @@ def _reproduce(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from mmbloodcell.apis.export import export_onnx
+    try:
+        res = export_onnx(args.config, args.checkpoint, args.out, opset=args.opset,
+                          exporter=args.exporter, cfg_options=args.cfg_options)
+    except (FileNotFoundError, ValueError) as e:
+        print(f'mmbloodcell export: error: {e}', file=sys.stderr)
+        return 2
+    meta = res['metadata']
+    print(f"{res['out_file']}: {meta['task']} model, outputs {', '.join(meta['outputs'])}; "
+          f"onnxruntime vs PyTorch max abs difference {res['max_abs_diff']:.2e}")
+    return 0
+
+
 def _summary(doc: dict, out: str, files: List[str]) -> str:
     failed = [r for r in doc['images'] if r['status'] != 'ok']
     warned = [r for r in doc['images'] if r.get('warnings')]
@@ -246,6 +286,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
         return 0
 
+    if args.command == 'export':
+        return _export(args)
+
     from mmbloodcell.apis.inference import run_classification, run_detection
     from mmbloodcell.apis.tool_config import UsageError
 
@@ -256,7 +299,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             doc = run_detection(args.config, args.checkpoint, args.images, args.out,
                                 score_thr=args.score_thr, device=args.device,
                                 cfg_options=args.cfg_options, progress=args.progress,
-                                save_annotated=not args.no_annotated)
+                                save_annotated=not args.no_annotated,
+                                backend=args.backend)
             files = ['detections.json', 'counts.csv']
             if not args.no_annotated:
                 files.append('annotated/')
@@ -264,7 +308,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             doc = run_classification(args.config, args.checkpoint, args.images, args.out,
                                      threshold=args.threshold, saliency=args.saliency,
                                      device=args.device, cfg_options=args.cfg_options,
-                                     batch_size=args.batch_size, progress=args.progress)
+                                     batch_size=args.batch_size, progress=args.progress,
+                                     backend=args.backend)
             files = ['predictions.json', 'predictions.csv']
             if doc['patients']:
                 files.append('patients.csv')

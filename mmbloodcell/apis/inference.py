@@ -460,7 +460,7 @@ class CellDetector(_ImageFiles, DetInferencer):
 
 
 #: the inference backends of :func:`build_detector` / :func:`build_classifier`
-BACKENDS = ('pytorch', )
+BACKENDS = ('pytorch', 'onnxruntime')
 
 
 def _check_backend(backend: str) -> None:
@@ -470,10 +470,15 @@ def _check_backend(backend: str) -> None:
 
 
 def build_detector(config, checkpoint: str, backend: str = 'pytorch', **kwargs):
-    """The detector of ``backend`` (``'pytorch'``: :class:`CellDetector`): an object with
-    ``detect(img, img_path=None)``, ``read(path)``, ``classes``, ``score_thr``,
-    ``config_name`` and ``checkpoint``. ``kwargs`` go to its constructor."""
+    """The detector of ``backend`` (``'pytorch'``: :class:`CellDetector`; ``'onnxruntime'``:
+    :class:`~mmbloodcell.apis.onnx_backend.OnnxCellDetector`, ``checkpoint`` the ``.onnx``
+    file of ``mmbloodcell export``): an object with ``detect(img, img_path=None)``,
+    ``read(path)``, ``classes``, ``score_thr``, ``config_name`` and ``checkpoint``.
+    ``kwargs`` go to its constructor."""
     _check_backend(backend)
+    if backend == 'onnxruntime':
+        from mmbloodcell.apis.onnx_backend import OnnxCellDetector
+        return OnnxCellDetector(config, checkpoint, **kwargs)
     return CellDetector(config, checkpoint, **kwargs)
 
 
@@ -703,11 +708,16 @@ class CellClassifier(_ImageFiles, ImageClassificationInferencer):
 
 
 def build_classifier(config, checkpoint: Optional[str], backend: str = 'pytorch', **kwargs):
-    """The classifier of ``backend`` (``'pytorch'``: :class:`CellClassifier`): an object with
+    """The classifier of ``backend`` (``'pytorch'``: :class:`CellClassifier`;
+    ``'onnxruntime'``: :class:`~mmbloodcell.apis.onnx_backend.OnnxCellClassifier`,
+    ``checkpoint`` the ``.onnx`` file of ``mmbloodcell export``): an object with
     ``predict(imgs, saliency=False, batch_size=8)``, ``read(path)``, ``classes``,
     ``positive``, ``threshold``, ``member_names``, ``config_name`` and ``checkpoint``.
     ``kwargs`` go to its constructor."""
     _check_backend(backend)
+    if backend == 'onnxruntime':
+        from mmbloodcell.apis.onnx_backend import OnnxCellClassifier
+        return OnnxCellClassifier(config, checkpoint, **kwargs)
     return CellClassifier(config, checkpoint, **kwargs)
 
 

@@ -11,8 +11,11 @@ import glob
 import os
 import os.path as osp
 
+import numpy as np
 import pytest
+import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 
 from cnmc_release import make_synthetic_cnmc, write_stain_reference
 import mmbloodcell  # noqa: F401
@@ -22,6 +25,13 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FCOS_DEMO = osp.join(REPO, 'configs', 'fcos', 'fcos_r18_fpn_gn_320_12e_bccd_cpu-demo.py')
 SIMPLENET = osp.join(REPO, 'configs', 'cnmc', 'simplenet_bce_stain-norm_cnmc.py')
 SIZE = 64
+#: one-stage detector configs whose export / decoding is tested with random weights
+DETECTORS = {
+    'fcos': osp.join(REPO, 'configs', 'fcos', 'fcos_r18_fpn_gn_320_12e_bccd_cpu-demo.py'),
+    'rtmdet': osp.join(REPO, 'configs', 'rtmdet', 'rtmdet_tiny_640_240s-budget_bccd.py'),
+    'ssd': osp.join(REPO, 'configs', 'ssd', 'ssd300_50e_bccd.py'),
+    'ssd_focal': osp.join(REPO, 'configs', 'ssd', 'ssd300_focal-giou-l1_50e_bccd.py'),
+}
 
 
 def _bad_files(folder, real_image, truncated_name):
@@ -156,3 +166,97 @@ def cells(cnmc_samples_root, tmp_path_factory):
                osp.join('all', 'UID_1_99_1_all.bmp'))
     return dict(folder=str(folder), good=good, root=cnmc_samples_root,
                 bad=['empty.jpg', 'notes.png', 'UID_1_99_1_all.bmp'])
+
+
+# ----------------------------------------------------------------------------------------------
+# Comparing detections
+# ----------------------------------------------------------------------------------------------
+
+def assert_same_detections(ref, got, box_atol: float, score_atol: float) -> None:
+    """The same boxes, labels and scores in both (``dict(bboxes, scores, labels)`` arrays or
+    lists of detection records), each ``ref`` box matched to one ``got`` box of its label with
+    coordinates within ``box_atol`` px and score within ``score_atol`` (boxes of near-equal
+    scores may come in either order)."""
+    def arrays(d):
+        if isinstance(d, dict):
+            return (np.asarray(d['bboxes'], float).reshape(-1, 4), np.asarray(d['scores'], float),
+                    np.asarray(d['labels']))
+        return (np.asarray([r['bbox'] for r in d], float).reshape(-1, 4),
+                np.asarray([r['score'] for r in d], float), np.asarray([r['label'] for r in d]))
+    (rb, rs, rl), (gb, gs, gl) = arrays(ref), arrays(got)
+    assert len(rb) == len(gb), f'{len(rb)} boxes expected, {len(gb)} found'
+    free = np.ones(len(gb), bool)
+    for i in range(len(rb)):
+        ok = free & (gl == rl[i]) & (np.abs(gs - rs[i]) <= score_atol) & (
+            np.abs(gb - rb[i]).max(axis=1) <= box_atol)
+        assert ok.any(), (f'box {i} {rb[i].tolist()} label {rl[i]} score {rs[i]} has no match '
+                          f'(box_atol={box_atol}, score_atol={score_atol})')
+        free[np.nonzero(ok)[0][0]] = False
+
+
+@pytest.fixture(scope='session')
+def same_detections():
+    """:func:`assert_same_detections`."""
+    return assert_same_detections
+
+
+# ----------------------------------------------------------------------------------------------
+# Detectors with random weights (decoding and export checks)
+# ----------------------------------------------------------------------------------------------
+
+def build_random_detector(config: str, seed: int = 0):
+    """The config's detector with random He-normal conv weights (no download), no focal-loss
+    prior and BatchNorm statistics of a random batch, so that its scores spread out; in eval
+    mode."""
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile(config)
+    if cfg.model.get('backbone', {}).get('init_cfg') is not None:
+        cfg.model.backbone.init_cfg = None
+    torch.manual_seed(seed)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 4:  # He-normal everywhere: features and outputs of order 1
+                p.normal_(0, (2 / p[0].numel()) ** 0.5)
+            elif name.startswith('bbox_head') and 'cls' in name and name.endswith('bias'):
+                p.zero_()  # no focal-loss prior: scores around 0.5, not 0.01
+        # BatchNorm statistics of one random batch: features of order 1 through deep stacks
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.momentum = 1.0
+        model.train()
+        dp = model.data_preprocessor  # a batch of random pixels, normalised as images are
+        model._forward((torch.rand(2, 3, 320, 320) * 255 - dp.mean) / dp.std)
+        # the output convs scaled down: unsaturated scores (no ties at 1.0), boxes < image
+        head = type(model.bbox_head).__name__
+        scale = ({'rtm_cls': 0.02, 'rtm_reg': 0.02} if 'RTMDet' in head else
+                 {'cls_convs': 0.002, 'reg_convs': 0.01} if 'SSD' in head else {})
+        for name, p in model.bbox_head.named_parameters():
+            if name.split('.')[0] in scale:
+                p.mul_(scale[name.split('.')[0]])
+    return model.eval()
+
+
+@pytest.fixture(scope='session')
+def random_detector():
+    """``kind`` (a key of :data:`DETECTORS`) -> its detector with random, perturbed weights
+    (:func:`build_random_detector`)."""
+    return lambda kind, seed=0: build_random_detector(DETECTORS[kind], seed)
+
+
+@pytest.fixture(scope='session')
+def random_checkpoint(tmp_path_factory):
+    """``kind`` -> ``dict(config, ckpt)``: the random detector saved as a checkpoint (with
+    BCCD's class names and, for ``meta``, extra checkpoint meta)."""
+    from mmengine.runner.checkpoint import save_checkpoint
+    base = tmp_path_factory.mktemp('random_det')
+
+    def make(kind, meta=None):
+        model = build_random_detector(DETECTORS[kind])
+        ckpt = str(base / f'{kind}_{len(os.listdir(base))}.pth')
+        save_checkpoint(dict(state_dict=model.state_dict(), meta=dict(
+            dataset_meta=dict(classes=('RBC', 'WBC', 'Platelets')), **(meta or {}))), ckpt)
+        return dict(config=DETECTORS[kind], ckpt=ckpt)
+    return make

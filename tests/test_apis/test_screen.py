@@ -378,3 +378,32 @@ def test_a_white_cell_that_cannot_be_segmented_is_a_per_cell_error(classifiers, 
     assert flat['crop'] is None and flat['prob_all'] is None
     assert rec['num_wbc'] == 2 and rec['max_prob_all'] == good['prob_all']
     assert rec['flag'] == (good['prob_all'] > clf.threshold)
+
+
+def test_screen_onnxruntime_backend_matches_pytorch(screened, detector, classifiers,
+                                                    bccd_images, tmp_path):
+    """Both models exported to ONNX: the same smears give the same counts, the same white
+    cells and the same probabilities of ALL as the PyTorch run (within onnxruntime's
+    tolerance)."""
+    from mmbloodcell.apis.export import export_onnx
+    det_onnx = str(tmp_path / 'fcos.onnx')
+    cls_onnx = str(tmp_path / 'simplenet_a.onnx')
+    export_onnx(detector['config'], detector['ckpt'], det_onnx, exporter='torchscript')
+    export_onnx(classifiers['a']['config'], classifiers['a']['ckpt'], cls_onnx,
+                exporter='torchscript')
+    out = str(tmp_path / 'screen_onnx')
+    rc = main(['screen', detector['config'], det_onnx, classifiers['a']['config'], cls_onnx,
+               bccd_images['folder'], '--out', out, '--score-thr', screened['thr'],
+               '--backend', 'onnxruntime', '--no-progress', '--det-cfg-options', *DET_OPTIONS])
+    assert rc == 0
+    doc = json.load(open(osp.join(out, 'screening.json')))
+    ref = {r['file_name']: r for r in screened['doc']['images']}
+    assert doc['num_images'] == screened['doc']['num_images']
+    for rec in doc['images']:
+        want = ref[rec['file_name']]
+        assert rec['status'] == want['status'], rec['file_name']
+        assert rec['counts'] == want['counts'], rec['file_name']
+        assert len(rec['wbcs']) == len(want['wbcs'])
+        for got, exp in zip(rec['wbcs'], want['wbcs']):
+            assert np.allclose(got['bbox'], exp['bbox'], atol=0.2)
+            assert abs(got['prob_all'] - exp['prob_all']) < 1e-4

@@ -71,7 +71,8 @@ def test_fcos_onnxruntime_equals_pytorch_on_bccd(detector, fcos_onnx, smears, sa
     torch_det = build_detector(detector['config'], detector['ckpt'], 'pytorch', device='cpu',
                                score_thr=THR)
     ort_det = build_detector(detector['config'], fcos_onnx, 'onnxruntime', score_thr=THR)
-    assert ort_det.classes == torch_det.classes and ort_det.score_thr == THR
+    assert ort_det.classes == torch_det.classes
+    assert ort_det.score_thr == torch_det.score_thr == {c: THR for c in torch_det.classes}
     one_by_one = []
     for path, img in zip(paths, imgs):
         ref, got = torch_det.detect(img, path), ort_det.detect(img, path)
@@ -119,7 +120,8 @@ def test_score_thresholds_per_class_and_calibrated(random_checkpoint, tmp_path, 
     assert all(d['score'] >= calibrated[d['class']] - 1e-4 for d in kept)
     assert OnnxCellDetector(m['config'], out, score_thr={'WBC': 0.9}).score_thr == dict(
         RBC=0.3, WBC=0.9, Platelets=0.3)
-    with pytest.raises(ValueError, match="unknown classes \\['neutrophil'\\]"):
+    with pytest.raises(ValueError,
+                       match="names classes \\['neutrophil'\\] the detector does not have"):
         OnnxCellDetector(m['config'], out, score_thr={'neutrophil': 0.5})
 
 

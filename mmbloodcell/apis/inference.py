@@ -47,7 +47,7 @@ from mmbloodcell.visualization import CellDetVisualizer, draw_detections
 __all__ = [
     'IMAGE_EXTENSIONS', 'expand_images', 'read_image', 'output_stems', 'CellDetector',
     'CellClassifier', 'patient_summary', 'run_detection', 'run_classification', 'BACKENDS',
-    'build_detector', 'build_classifier'
+    'build_detector', 'build_classifier', 'detect_record'
 ]
 
 #: ``CKPT`` values meaning "no checkpoint" (an ensemble whose config names its members').
@@ -459,6 +459,23 @@ class CellDetector(_ImageFiles, DetInferencer):
         return super().visualize(rgb, preds, **kwargs)
 
 
+def detect_record(detector, rec: dict) -> Optional[np.ndarray]:
+    """Read and detect the image of a result record (``rec['image']``): sets its ``height``,
+    ``width``, ``detections`` and ``counts``, or its ``status`` / ``error`` when the image
+    cannot be read or the detector fails on it. Returns the decoded image, None on error."""
+    img = detector._read(rec)
+    if img is None:
+        return None
+    rec.update(height=int(img.shape[0]), width=int(img.shape[1]))
+    try:
+        dets = detector.detect(img, rec['image'])
+    except Exception as e:  # noqa: BLE001 - report the image, go on with the others
+        rec.update(status='error', error=_failure(e))
+        return None
+    rec.update(detections=dets, counts=count_cells(dets, list(detector.classes)))
+    return img
+
+
 #: the inference backends of :func:`build_detector` / :func:`build_classifier`
 BACKENDS = ('pytorch', 'onnxruntime')
 
@@ -527,19 +544,11 @@ def run_detection(config, checkpoint: str, images: Union[str, Sequence[str]], ou
         rec = _record(path, width=None, height=None, counts=None, detections=[],
                       annotated=None)
         records.append(rec)
-        img = detector._read(rec)
-        if img is None:
-            continue
-        rec.update(height=int(img.shape[0]), width=int(img.shape[1]))
-        try:
-            dets = detector.detect(img, path)
-        except Exception as e:  # noqa: BLE001 - report the image, go on with the others
-            rec.update(status='error', error=_failure(e))
-            continue
-        rec.update(detections=dets, counts=count_cells(dets, classes))
-        if save_annotated:
+        img = detect_record(detector, rec)
+        if img is not None and save_annotated:
             rec['annotated'] = osp.join('annotated', f'{stem}.png')
-            cv2.imwrite(osp.join(out_dir, rec['annotated']), draw_detections(img, dets, classes))
+            cv2.imwrite(osp.join(out_dir, rec['annotated']),
+                        draw_detections(img, rec['detections'], classes))
 
     doc = OrderedDict(task='detect', config=detector.config_name,
                       checkpoint=detector.checkpoint, score_thr=detector.score_thr,

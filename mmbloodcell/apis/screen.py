@@ -22,12 +22,11 @@ import numpy as np
 from mmengine.config import Config
 
 from mmbloodcell.apis.gradcam import overlay_cam
-from mmbloodcell.apis.inference import (NO_CHECKPOINT, _blank, _check_checkpoint, _failure,
-                                        _inputs, _record, _tracked, _write, build_classifier,
-                                        build_detector, output_stems)
+from mmbloodcell.apis.inference import (NO_CHECKPOINT, _blank, _check_checkpoint, _inputs,
+                                        _record, _tracked, _write, build_classifier,
+                                        build_detector, detect_record, output_stems)
 from mmbloodcell.datasets.transforms.cell import (cell_image_warnings, cell_on_black,
                                                   segment_stained_cell)
-from mmbloodcell.structures import count_cells
 from mmbloodcell.visualization import draw_detections
 
 __all__ = ['run_screening', 'find_wbc_class', 'crop_box', 'screening_html', 'WBC_NAMES']
@@ -186,16 +185,10 @@ def run_screening(det_config, det_checkpoint: str, cls_config, cls_checkpoint: O
         rec = _record(path, width=None, height=None, counts=None, detections=[],
                       annotated=None, num_wbc=None, max_prob_all=None, flag=None, wbcs=[])
         records.append(rec)
-        img = detector._read(rec)
+        img = detect_record(detector, rec)
         if img is None:
             continue
-        rec.update(height=int(img.shape[0]), width=int(img.shape[1]))
-        try:
-            dets = detector.detect(img, path)
-        except Exception as e:  # noqa: BLE001 - report the smear, go on with the others
-            rec.update(status='error', error=_failure(e))
-            continue
-        rec.update(detections=dets, counts=count_cells(dets, classes))
+        dets = rec['detections']
         rec['annotated'] = osp.join('annotated', f'{stem}.png')
         cv2.imwrite(osp.join(out_dir, rec['annotated']), draw_detections(img, dets, classes))
         _screen_wbcs(rec, img, stem, [d for d in dets if d['label'] == wbc_label], clf,

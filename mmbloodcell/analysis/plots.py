@@ -19,7 +19,7 @@ import os.path as osp
 import re
 import warnings
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -507,11 +507,11 @@ def _grid(n: int, cols: int, cell_w: float, cell_h: float) -> Tuple[Figure, int,
 
 
 def plot_detection_samples(preds: Sequence[dict], classes: Sequence[str],
-                           score_thr: float = 0.3, num: int = 6, cols: int = 3,
-                           title: str = '') -> Figure:
+                           score_thr: Union[float, Dict[str, float]] = 0.3, num: int = 6,
+                           cols: int = 3, title: str = '') -> Figure:
     """A grid of the first ``num`` images with their predicted boxes (score >= ``score_thr``,
-    coloured per class, with the per-class count banner of
-    :func:`mmbloodcell.visualization.draw_detections`) over the ground-truth boxes (thin
+    one number or ``{class: threshold}``; coloured per class, with the per-class count banner
+    of :func:`mmbloodcell.visualization.draw_detections`) over the ground-truth boxes (thin
     white). Images that cannot be read are listed in a text cell instead."""
     import cv2
 
@@ -520,6 +520,12 @@ def plot_detection_samples(preds: Sequence[dict], classes: Sequence[str],
     if not preds:
         raise ValueError('plot_detection_samples: no predictions')
     chosen = list(preds[:num])
+    if isinstance(score_thr, dict):
+        thrs = {c: float(score_thr.get(c, 0.3)) for c in classes}
+        thr_text = ', '.join(f'{c} {t:g}' for c, t in thrs.items())
+    else:
+        thrs = {c: float(score_thr) for c in classes}
+        thr_text = f'{float(score_thr):g}'
     fig, rows, cols = _grid(len(chosen), cols, 5.0, 4.2)
     for i, p in enumerate(chosen):
         ax = fig.add_subplot(rows, cols, i + 1)
@@ -538,14 +544,15 @@ def plot_detection_samples(preds: Sequence[dict], classes: Sequence[str],
                 cv2.rectangle(bgr, (int(x1), int(y1)), (int(x2), int(y2)), (255, 255, 255), 1)
             gt_counts = ', '.join(f'{c} {int((gt_labels == k).sum())}'
                                   for k, c in enumerate(classes))
-        dets = instances_to_detections(p['pred_instances'], classes, score_thr)
+        dets = [d for d in instances_to_detections(p['pred_instances'], classes)
+                if d['score'] >= thrs.get(d['class'], 0.0)]
         drawn = draw_detections(bgr, dets, classes)
         ax.imshow(drawn[:, :, ::-1])
         caption = osp.basename(path)
         if gt_counts:
             caption += f'\nground truth: {gt_counts}'
         ax.set_title(caption, fontsize=8)
-    fig.suptitle(f'{_prefix(title)}predictions with score >= {score_thr:g} (white: ground '
+    fig.suptitle(f'{_prefix(title)}predictions with score >= {thr_text} (white: ground '
                  f'truth)', fontsize=10)
     return fig
 

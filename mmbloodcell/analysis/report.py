@@ -17,9 +17,9 @@ from mmengine.config import Config
 
 from .compare import count_classes, summarize_run
 from .logs import is_yolo_run
-from .plots import figure_to_png, plot_count_scatter
-from .results import (check_predictions, curve_figures, find_predictions, load_predictions,
-                      result_figures)
+from .plots import figure_to_png, plot_count_scatter, plot_detection_samples
+from .results import (check_predictions, curve_figures, find_predictions, is_detection_preds,
+                      load_predictions, result_figures)
 
 __all__ = ['build_report', 'write_report', 'png_data_uri', 'counts_section']
 
@@ -32,6 +32,8 @@ _CAPTIONS = {
     'confusion_matrix': 'Confusion matrix (rows: ground truth, columns: prediction).',
     'samples': 'Sample predictions.',
     'count_scatter': 'Predicted vs annotated cells per image and class (dashed: equal).',
+    'count_worst': 'The images with the largest count errors, their boxes at the thresholds '
+                   'of the ranking (calibrated when there are), ground truth in white.',
 }
 
 _CSS = """
@@ -137,14 +139,17 @@ def _count_errors_file(log_dir: Optional[str], source: str) -> Optional[str]:
 
 
 def counts_section(metrics: Dict[str, object], log_dir: Optional[str], source: str = 'test',
-                   title: str = '', worst: int = 6, fig_dir: Optional[str] = None) -> str:
+                   title: str = '', worst: int = 6, fig_dir: Optional[str] = None,
+                   preds: Optional[Sequence[dict]] = None) -> str:
     """The report's "Counts" section ('' when ``metrics`` has no ``count/`` keys of
     ``CellCountMetric``): the per-class count error at the calibrated and at the fixed
     threshold (MAE, RMSE, mean relative error, share of images within +-1 and +-10 %) and the
     split's best threshold; from ``<log_dir>/count_errors_<test|val>.json`` the ``worst``
     images by count error (at the calibrated thresholds when there are, else the fixed one)
-    and the predicted vs annotated scatter per class (also ``<fig_dir>/count_scatter.png``
-    when ``fig_dir`` is given)."""
+    and the predicted vs annotated scatter per class, and with the split's detection
+    ``preds`` (the predictions pickle's form) those images drawn with their boxes at the
+    ranking's thresholds (figures also ``<fig_dir>/count_scatter.png`` and
+    ``count_worst.png`` when ``fig_dir`` is given)."""
     classes = count_classes([dict(metrics=metrics)])
     if not classes:
         return ''
@@ -211,9 +216,18 @@ def counts_section(metrics: Dict[str, object], log_dir: Optional[str], source: s
             table.append(tuple(cells))
         parts.append(f'<h3>Largest count errors ({len(ranked)} of {len(images)} images)</h3>\n'
                      + _table(table, tuple(head)))
-        scatter = plot_count_scatter(images, doc.get('classes') or classes, title=title)
-        parts.append(_figure('count_scatter', _render(dict(count_scatter=scatter),
-                                                      fig_dir)['count_scatter'], title))
+        figs = OrderedDict(count_scatter=plot_count_scatter(
+            images, doc.get('classes') or classes, title=title))
+        by_path = {str(p.get('img_path')): p for p in preds or []}
+        drawn = [by_path[str(r.get('img_path'))] for r in ranked
+                 if str(r.get('img_path')) in by_path]
+        if drawn:
+            thrs = doc.get('calibrated_thrs') if cal else None
+            figs['count_worst'] = plot_detection_samples(
+                drawn, doc.get('classes') or classes, score_thr=thrs or fixed, num=len(drawn),
+                title=title)
+        pngs = _render(figs, fig_dir)
+        parts.extend(_figure(name, pngs[name], title) for name in figs)
     return '\n'.join(parts)
 
 
@@ -276,10 +290,7 @@ def build_report(work_dir: str, preds_path: Optional[str] = None,
         parts.append('<h3>Confusion matrix</h3>\n' + _table(
             [('gt hem', tn, fp), ('gt all', fn, tp)], ('', 'pred hem', 'pred all')))
     sections.append('\n'.join(parts))
-    counts = counts_section(metrics, run.get('log_dir'), run['source'], title,
-                            fig_dir=fig_dir)
-    if counts:
-        sections.append(counts)
+    counts_at = len(sections)  # the Counts section follows the metrics (it needs the preds)
 
     # training curves
     figs: 'OrderedDict[str, object]' = OrderedDict()
@@ -300,6 +311,12 @@ def build_report(work_dir: str, preds_path: Optional[str] = None,
                                    binary_metrics_json=binary_json))
     except (FileNotFoundError, ValueError, KeyError) as e:
         notes.append(f'No result plots: {e}')
+
+    counts = counts_section(metrics, run.get('log_dir'), run['source'], title,
+                            fig_dir=fig_dir,
+                            preds=preds if preds and is_detection_preds(preds) else None)
+    if counts:
+        sections.insert(counts_at, counts)
 
     pngs = _render(figs, fig_dir)
     curves = [n for n in ('loss', 'lr', 'val_metrics') if n in figs]

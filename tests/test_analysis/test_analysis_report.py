@@ -39,7 +39,8 @@ window.addEventListener('load', function () {
 </script>"""
 
 FIGURES = {
-    'det_run': ['count_scatter', 'loss', 'lr', 'val_metrics', 'pr_curves', 'samples'],
+    'det_run': ['count_scatter', 'count_worst', 'loss', 'lr', 'val_metrics', 'pr_curves',
+                'samples'],
     'cls_run': ['loss', 'lr', 'val_metrics', 'roc', 'confusion_matrix', 'samples'],
 }
 
@@ -169,3 +170,5 @@ def test_report_counts_section(det_run, reports):
     assert (f"<td>{first['annotated']['RBC']} / {first['predicted_calibrated']['RBC']} / "
             f"{first['predicted']['RBC']}</td>") in rows[0][1]
     assert 'id="fig-count_scatter"' in section
+    # ... drawn from the predictions pickle, in the ranking's order, at the calibrated thresholds
+    assert 'id="fig-count_worst"' in section

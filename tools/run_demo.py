@@ -47,9 +47,8 @@ def metrics_table(metrics: dict) -> str:
 def count_table(metrics: dict, fixed: float = 0.3) -> str:
     """Per-class count error of the test split (``count/*`` of CellCountMetric): mean absolute
     error, share of images within +-10 %, at the calibrated thresholds and at ``fixed``."""
-    classes = [k[len('count/'):-len('_mae')] for k in metrics
-               if k.startswith('count/') and k.endswith('_mae') and not k.startswith('count/mean')
-               and not k.endswith('_best_mae')]
+    from mmbloodcell.analysis.compare import count_classes
+    classes = count_classes([dict(metrics=metrics)])
     if not classes:
         return '(no count metrics: the test evaluator has no CellCountMetric)'
     calibrated = f'count/{classes[0]}_mae_calibrated' in metrics

@@ -32,7 +32,7 @@ __all__ = [
     'save_figure', 'figure_to_png', 'plot_training_curves', 'coco_pr_curves', 'plot_pr_curves',
     'classification_arrays', 'roc_curve', 'plot_roc_curve', 'plot_confusion_matrix',
     'plot_detection_samples', 'plot_classification_samples', 'is_detection_preds',
-    'is_classification_preds', 'plot_count_scatter'
+    'is_classification_preds', 'plot_count_scatter', 'detection_confusion_matrix'
 ]
 
 _SKIP_KEYS = {'step', 'epoch', 'iter', 'time', 'data_time', 'memory'}
@@ -464,10 +464,56 @@ def plot_roc_curve(gt: np.ndarray, prob: np.ndarray, threshold: float = 0.5,
     return fig
 
 
+def detection_confusion_matrix(preds: Sequence[dict], num_classes: int,
+                               score_thr: Union[float, Sequence[float]] = 0.3,
+                               iou_thr: float = 0.5) -> np.ndarray:
+    """The confusion matrix of detection predictions, ``(C + 1, C + 1)`` counts: rows = ground
+    truth, columns = prediction, index ``C`` = background.
+
+    Per image, the predicted boxes with ``score >= score_thr`` (one number, or one per class)
+    are taken highest score first, each matched to the not yet matched ground-truth box (any
+    class) of the largest IoU if that IoU is >= ``iou_thr``: a match counts at
+    ``(gt label, predicted label)``, an unmatched prediction at ``(background, predicted
+    label)`` (a false detection), a ground-truth box left unmatched at ``(gt label,
+    background)`` (a missed cell). ``preds`` are in the form of the predictions pickle
+    (``pred_instances`` and ``gt_instances`` with ``bboxes`` x1y1x2y2 and ``labels``).
+    """
+    import torch
+    from mmdet.structures.bbox import bbox_overlaps
+    thr = np.broadcast_to(np.asarray(score_thr, np.float64), (num_classes, ))
+    cm = np.zeros((num_classes + 1, num_classes + 1), np.int64)
+    bg = num_classes
+    for p in preds:
+        pred, gt = p['pred_instances'], p.get('gt_instances') or {}
+        boxes = _np(pred['bboxes']).reshape(-1, 4).astype(np.float32)
+        scores = _np(pred['scores']).reshape(-1)
+        labels = _np(pred['labels']).reshape(-1).astype(np.int64)
+        keep = scores >= thr[labels]
+        order = np.argsort(-scores[keep], kind='stable')
+        boxes, labels = boxes[keep][order], labels[keep][order]
+        gt_boxes = _np(gt.get('bboxes', np.zeros((0, 4)))).reshape(-1, 4).astype(np.float32)
+        gt_labels = _np(gt.get('labels', np.zeros(0))).reshape(-1).astype(np.int64)
+        ious = bbox_overlaps(torch.from_numpy(boxes), torch.from_numpy(gt_boxes)).numpy() \
+            if len(boxes) and len(gt_boxes) else np.zeros((len(boxes), len(gt_boxes)))
+        matched = np.zeros(len(gt_boxes), bool)
+        for i, label in enumerate(labels):
+            cand = np.where(~matched, ious[i], -1.0) if len(gt_boxes) else np.zeros(0)
+            j = int(cand.argmax()) if len(cand) else -1
+            if j >= 0 and cand[j] >= iou_thr:
+                matched[j] = True
+                cm[gt_labels[j], label] += 1
+            else:
+                cm[bg, label] += 1
+        for j in np.where(~matched)[0]:
+            cm[gt_labels[j], bg] += 1
+    return cm
+
+
 def plot_confusion_matrix(cm, class_names: Sequence[str] = CNMC_CLASSES,
                           title: str = '') -> Figure:
     """The confusion matrix (rows = ground truth, columns = prediction), counts and row
-    percentages in the cells."""
+    percentages in the cells (e.g. :func:`detection_confusion_matrix` with the class names
+    and ``'background'``)."""
     cm = np.asarray(cm, dtype=np.int64)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(class_names):
         raise ValueError(f'plot_confusion_matrix: a {len(class_names)}x{len(class_names)} '

@@ -12,10 +12,10 @@ from mmengine.config import Config
 
 from mmbloodcell.datasets.cnmc import CNMC_CLASSES
 from .logs import latest_training_log
-from .plots import (classification_arrays, coco_pr_curves, is_classification_preds,
-                    is_detection_preds, plot_classification_samples, plot_confusion_matrix,
-                    plot_detection_samples, plot_pr_curves, plot_roc_curve,
-                    plot_training_curves, save_figure)
+from .plots import (classification_arrays, coco_pr_curves, detection_confusion_matrix,
+                    is_classification_preds, is_detection_preds, plot_classification_samples,
+                    plot_confusion_matrix, plot_detection_samples, plot_pr_curves,
+                    plot_roc_curve, plot_training_curves, save_figure)
 
 __all__ = ['load_predictions', 'check_predictions', 'find_predictions', 'det_ann_file',
            'det_classes', 'cls_threshold', 'curve_figures', 'result_figures', 'save_figures']
@@ -122,10 +122,11 @@ def result_figures(preds: Sequence[dict], cfg: Optional[Config] = None,
                    binary_metrics_json: Optional[str] = None) -> 'OrderedDict[str, object]':
     """Figures of a predictions pickle.
 
-    Detection: ``'pr_curves'`` (needs the COCO file: ``ann_file`` or the config's) and
-    ``'samples'``. Classification: ``'roc'`` (when both classes are labelled),
-    ``'confusion_matrix'`` (from the predictions, or from ``binary_metrics_json`` when there
-    are none) and ``'samples'``.
+    Detection: ``'pr_curves'`` (needs the COCO file: ``ann_file`` or the config's),
+    ``'confusion_matrix'`` (:func:`~mmbloodcell.analysis.plots.detection_confusion_matrix` at
+    ``score_thr``, IoU 0.5, with a background row and column) and ``'samples'``.
+    Classification: ``'roc'`` (when both classes are labelled), ``'confusion_matrix'`` (from
+    the predictions, or from ``binary_metrics_json`` when there are none) and ``'samples'``.
     """
     figs: 'OrderedDict[str, object]' = OrderedDict()
     if preds and is_detection_preds(preds):
@@ -139,6 +140,9 @@ def result_figures(preds: Sequence[dict], cfg: Optional[Config] = None,
         pr = coco_pr_curves(ann_file, preds, classes)
         classes = classes or pr['classes']
         figs['pr_curves'] = plot_pr_curves(pr, title=title)
+        cm = detection_confusion_matrix(preds, len(classes), score_thr=score_thr)
+        figs['confusion_matrix'] = plot_confusion_matrix(cm, list(classes) + ['background'],
+                                                         title=title)
         figs['samples'] = plot_detection_samples(preds, classes, score_thr=score_thr,
                                                  num=num_samples, title=title)
         return figs

@@ -12,6 +12,7 @@ from mmengine.config import Config
 from mmbloodcell.analysis.logs import (final_metrics, find_config, latest_training_log,
                                        load_json_lines)
 from mmbloodcell.analysis.plots import (classification_arrays, coco_pr_curves,
+                                        detection_confusion_matrix,
                                         plot_training_curves, roc_curve)
 from mmbloodcell.analysis.results import det_classes, load_predictions, result_figures
 from mmbloodcell.evaluation.metrics.binary_metrics import roc_auc_score
@@ -133,7 +134,7 @@ def test_pr_curves_agree_with_coco_metric(det_run, tmp_path):
 def test_detection_result_plots(det_run, tmp_path):
     paths = tool('analysis/plot_results.py').main(
         [det_run['work_dir'], det_run['preds'], '--out', str(tmp_path), '--score-thr', '0.0'])
-    assert sorted(paths) == ['pr_curves', 'samples']
+    assert sorted(paths) == ['confusion_matrix', 'pr_curves', 'samples']
     for path in paths.values():
         assert_png(path)
     # the sample grid shows the real smears: one panel per predicted image
@@ -266,3 +267,33 @@ def test_report_numbers_keep_small_learning_rates():
     assert _fmt(1e-5) == '1e-05' and _fmt(2.5e-4) == '0.00025'
     assert _fmt(0.5) == '0.5' and _fmt(0.0) == '0' and _fmt(0.8825) == '0.8825'
     assert _fmt(3) == '3' and _fmt(12345678.0) == '1.235e+07'
+
+
+def test_detection_confusion_matrix_hand_made():
+    """Rows ground truth, columns prediction, index 3 background: a right match, a match of
+    the wrong class, a false detection, a missed cell, a box below the threshold, and a second
+    prediction on an already matched cell (a duplicate counts as a false detection)."""
+    def box(x, y):
+        return [x, y, x + 10, y + 10]
+
+    pred = dict(pred_instances=dict(
+        bboxes=np.array([box(0, 0), box(1, 0), box(50, 50), box(100, 0), box(200, 200)],
+                        np.float32),
+        scores=np.array([0.9, 0.8, 0.7, 0.6, 0.1], np.float32),
+        labels=np.array([0, 0, 1, 2, 1])),
+        gt_instances=dict(bboxes=np.array([box(0, 0), box(50, 51), box(300, 300)], np.float32),
+                          labels=np.array([0, 2, 1])))
+    cm = detection_confusion_matrix([pred], 3, score_thr=0.3)
+    want = np.zeros((4, 4), np.int64)
+    want[0, 0] = 1  # RBC box on the RBC
+    want[3, 0] = 1  # the duplicate RBC box: the cell is taken
+    want[2, 1] = 1  # a WBC box on a platelet (IoU 0.82)
+    want[3, 2] = 1  # a platelet box on nothing
+    want[1, 3] = 1  # the WBC at (300, 300) is missed
+    assert (cm == want).all(), cm
+    # per-class thresholds: the 0.1 WBC box kept with a WBC threshold of 0.05
+    cm = detection_confusion_matrix([pred], 3, score_thr=[0.3, 0.05, 0.3])
+    assert cm[3, 1] == 1 and cm.sum() == want.sum() + 1
+    # an image without ground truth: every kept box is a false detection
+    empty = dict(pred, gt_instances=dict(bboxes=np.zeros((0, 4)), labels=np.zeros(0)))
+    assert detection_confusion_matrix([empty], 3)[3].tolist() == [2, 1, 1, 0]

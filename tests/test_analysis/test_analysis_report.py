@@ -40,7 +40,7 @@ window.addEventListener('load', function () {
 
 FIGURES = {
     'det_run': ['count_scatter', 'count_worst', 'loss', 'lr', 'val_metrics', 'pr_curves',
-                'samples'],
+                'confusion_matrix', 'samples'],
     'cls_run': ['loss', 'lr', 'val_metrics', 'roc', 'confusion_matrix', 'samples'],
 }
 

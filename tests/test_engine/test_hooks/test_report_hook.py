@@ -141,7 +141,8 @@ def _dataset_paths(runner, split):
 
 def test_detection_training_report(det_runs):
     report = osp.join(det_runs['train_log'], 'report')
-    page = _check_figures(report, ['loss', 'lr', 'val_metrics', 'pr_curves', 'samples'])
+    page = _check_figures(report, ['loss', 'lr', 'val_metrics', 'pr_curves', 'confusion_matrix',
+                                           'samples'])
     assert 'From: val (epoch 2)' in page
     preds = load_predictions(osp.join(report, 'predictions.pkl'))
     with open(det_runs['mini']['val']) as f:
@@ -152,7 +153,8 @@ def test_detection_training_report(det_runs):
 
 def test_detection_test_report(det_runs):
     report = osp.join(det_runs['test_log'], 'report')
-    page = _check_figures(report, ['loss', 'lr', 'val_metrics', 'pr_curves', 'samples'])
+    page = _check_figures(report, ['loss', 'lr', 'val_metrics', 'pr_curves', 'confusion_matrix',
+                                           'samples'])
     assert 'From: test' in page
     preds = load_predictions(osp.join(report, 'predictions.pkl'))
     assert [p['img_path'] for p in preds] == _dataset_paths(det_runs['test_runner'], 'test')
@@ -164,7 +166,7 @@ def test_detection_test_report(det_runs):
     paths = load_script('tools/analysis/plot_results.py').main(
         [_dump(det_runs), osp.join(report, 'predictions.pkl'),
          '--out', osp.join(det_runs['work_dir'], 'plots')])
-    assert set(paths) == {'pr_curves', 'samples'}
+    assert set(paths) == {'pr_curves', 'confusion_matrix', 'samples'}
 
 
 def _dump(runs):

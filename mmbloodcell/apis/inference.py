@@ -47,7 +47,7 @@ from mmbloodcell.visualization import CellDetVisualizer, draw_detections
 __all__ = [
     'IMAGE_EXTENSIONS', 'expand_images', 'read_image', 'output_stems', 'CellDetector',
     'CellClassifier', 'patient_summary', 'run_detection', 'run_classification', 'BACKENDS',
-    'build_detector', 'build_classifier', 'detect_record'
+    'build_detector', 'build_classifier', 'detect_record', 'set_prediction'
 ]
 
 #: ``CKPT`` values meaning "no checkpoint" (an ensemble whose config names its members').
@@ -716,6 +716,21 @@ class CellClassifier(_ImageFiles, ImageClassificationInferencer):
         return results
 
 
+def set_prediction(rec: dict, res: dict, clf) -> bool:
+    """Copy one result of a classifier's ``predict`` into a result record: ``prob_all``,
+    ``label``, ``label_name`` and, for ensembles, ``member_probs`` (``{member: prob}``), or
+    ``status='error'`` and the reason. Returns whether the image was classified."""
+    if res['error'] is not None:
+        rec.update(status='error', error=res['error'])
+        return False
+    rec.update(prob_all=round(res['prob'], 6), label=res['label'],
+               label_name=clf.classes[res['label']])
+    if res['member_probs'] is not None:
+        rec['member_probs'] = OrderedDict(
+            (n, round(p, 6)) for n, p in zip(clf.member_names, res['member_probs']))
+    return True
+
+
 def build_classifier(config, checkpoint: Optional[str], backend: str = 'pytorch', **kwargs):
     """The classifier of ``backend`` (``'pytorch'``: :class:`CellClassifier`;
     ``'onnxruntime'``: :class:`~mmbloodcell.apis.onnx_backend.OnnxCellClassifier`,
@@ -836,14 +851,8 @@ def run_classification(config, checkpoint: Optional[str], images: Union[str, Seq
             continue
         results = clf.predict([p[2] for p in pending], saliency=saliency, batch_size=step)
         for (rec, stem, img), res in zip(pending, results):
-            if res['error'] is not None:
-                rec.update(status='error', error=res['error'])
+            if not set_prediction(rec, res, clf):
                 continue
-            rec.update(prob_all=round(res['prob'], 6), label=res['label'],
-                       label_name=clf.classes[res['label']])
-            if res['member_probs'] is not None:
-                rec['member_probs'] = OrderedDict(
-                    (n, round(p, 6)) for n, p in zip(clf.member_names, res['member_probs']))
             if res['cam'] is not None:
                 rec['saliency'] = f'{stem}_gradcam.png'
                 cv2.imwrite(osp.join(out_dir, rec['saliency']), overlay_cam(img, res['cam']))

@@ -24,7 +24,8 @@ from mmengine.config import Config
 from mmbloodcell.apis.gradcam import overlay_cam
 from mmbloodcell.apis.inference import (NO_CHECKPOINT, _blank, _check_checkpoint, _inputs,
                                         _record, _tracked, _write, build_classifier,
-                                        build_detector, detect_record, output_stems)
+                                        build_detector, detect_record, output_stems,
+                                        set_prediction)
 from mmbloodcell.datasets.transforms.cell import (cell_image_warnings, cell_on_black,
                                                   segment_stained_cell)
 from mmbloodcell.visualization import draw_detections
@@ -254,14 +255,8 @@ def _screen_wbcs(rec: dict, img: np.ndarray, stem: str, wbc_dets: List[dict], cl
     results = clf.predict([p[1] for p in pending], saliency=saliency, batch_size=batch_size) \
         if pending else []
     for (wbc, cell), res in zip(pending, results):
-        if res['error'] is not None:
-            wbc.update(status='error', error=res['error'])
+        if not set_prediction(wbc, res, clf):
             continue
-        wbc.update(prob_all=round(res['prob'], 6), label=res['label'],
-                   label_name=clf.classes[res['label']])
-        if res['member_probs'] is not None:
-            wbc['member_probs'] = OrderedDict(
-                (n, round(p, 6)) for n, p in zip(clf.member_names, res['member_probs']))
         if res.get('cam') is not None:
             wbc['saliency'] = osp.join('crops', f'{stem}_wbc{wbc["index"]}_gradcam.png')
             cv2.imwrite(osp.join(out_dir, wbc['saliency']), overlay_cam(cell, res['cam']))

@@ -52,8 +52,10 @@ DEFAULT_DETECTORS = [
     'configs/fcos/fcos_r18_fpn_gn_320_12e_bccd_cpu-demo.py',
 ]
 DEFAULT_CLASSIFIERS = ['configs/cnmc/efficientnet-b2_fhl_cnmc.py']
-DEFAULT_IMAGES = [osp.join(ROOT, 'data', 'BCCD', 'JPEGImages')]
-DEFAULT_CELLS = [osp.join(ROOT, 'data', 'cnmc_samples')]
+# the smears of the converted BCCD (make demo writes it), the six real C-NMC cells beside
+# the checkout
+DEFAULT_IMAGES = [osp.join(ROOT, 'data', 'bccd', 'JPEGImages')]
+DEFAULT_CELLS = [osp.join(osp.dirname(ROOT), 'shared', 'data', 'cnmc_samples')]
 BATCH = 8
 
 
@@ -156,18 +158,25 @@ def measure(row: dict, one: Callable, batch: Callable, paths: List[str], args) -
     return row
 
 
-def detector_rows(spec: str, paths: List[str], args) -> List[dict]:
+def _backends(spec: str, task: str, args):
+    """``(config, name, weights, [(backend, weights file), ...])`` of a ``CONFIG[=CKPT]``
+    argument: the checkpoint (or initialised weights) for PyTorch and its ONNX export."""
     from mmbloodcell.apis.export import export_onnx
-    from mmbloodcell.apis.inference import build_detector, read_image
-    from mmbloodcell.structures import instances_to_detections
     config, ckpt = _model_arg(spec)
     weights = 'trained' if ckpt else 'initialised'
-    ckpt = ckpt or initialised_checkpoint(config, 'detection', args.work_dir)
+    ckpt = ckpt or initialised_checkpoint(config, task, args.work_dir)
     onnx_file = osp.join(args.work_dir, osp.splitext(osp.basename(ckpt))[0] + '.onnx')
     export_onnx(config, ckpt, onnx_file, exporter=args.exporter)
     name = osp.splitext(osp.basename(config))[0]
+    return config, name, weights, [('pytorch', ckpt), ('onnxruntime', onnx_file)]
+
+
+def detector_rows(spec: str, paths: List[str], args) -> List[dict]:
+    from mmbloodcell.apis.inference import build_detector, read_image
+    from mmbloodcell.structures import instances_to_detections
+    config, name, weights, backends = _backends(spec, 'detection', args)
     rows = []
-    for backend, weights_file in (('pytorch', ckpt), ('onnxruntime', onnx_file)):
+    for backend, weights_file in backends:
         det = build_detector(config, weights_file, backend, device='cpu',
                              score_thr=args.score_thr)
 
@@ -189,16 +198,10 @@ def detector_rows(spec: str, paths: List[str], args) -> List[dict]:
 
 
 def classifier_rows(spec: str, paths: List[str], args) -> List[dict]:
-    from mmbloodcell.apis.export import export_onnx
     from mmbloodcell.apis.inference import build_classifier, read_image
-    config, ckpt = _model_arg(spec)
-    weights = 'trained' if ckpt else 'initialised'
-    ckpt = ckpt or initialised_checkpoint(config, 'classification', args.work_dir)
-    onnx_file = osp.join(args.work_dir, osp.splitext(osp.basename(ckpt))[0] + '.onnx')
-    export_onnx(config, ckpt, onnx_file, exporter=args.exporter)
-    name = osp.splitext(osp.basename(config))[0]
+    config, name, weights, backends = _backends(spec, 'classification', args)
     rows = []
-    for backend, weights_file in (('pytorch', ckpt), ('onnxruntime', onnx_file)):
+    for backend, weights_file in backends:
         clf = build_classifier(config, weights_file, backend, device='cpu')
 
         def one(path, clf=clf):

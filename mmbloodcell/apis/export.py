@@ -62,7 +62,7 @@ SPARSE_RCNN_REASON = (
     'onnxruntime does not have) and branches on data (SingleRoIExtractor: `if inds.numel() > '
     "0`); torch.export stops there (GuardOnDataDependentSymNode), the TorchScript tracer "
     "bakes the image size and the branches in as constants, and mmdeploy's own converter "
-    'fails for it too (open-mmlab/mmdeploy issue #1185). Run it with the PyTorch backend '
+    'does not convert it either. Run it with the PyTorch backend '
     '(mmbloodcell detect CONFIG CKPT IMAGES --out DIR), or export a one-stage detector '
     '(configs/rtmdet, configs/fcos, configs/ssd)')
 

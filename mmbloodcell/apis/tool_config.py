@@ -369,6 +369,25 @@ def remote_weights(cfg) -> list:
     return found
 
 
+def weights_url(what: str) -> str:
+    """The URL mmengine downloads for a checkpoint name: its model-zoo tables resolve
+    ``torchvision://NAME`` (``modelzoo://``), ``open-mmlab://NAME`` (``openmmlab://``, deprecated
+    names followed) and ``mmcls://NAME``; anything else is returned as given."""
+    from mmengine.runner import checkpoint as ckpt
+    zoos = {'torchvision://': ckpt.get_torchvision_models,
+            'modelzoo://': ckpt.get_torchvision_models,
+            'open-mmlab://': ckpt.get_external_models,
+            'openmmlab://': ckpt.get_external_models,
+            'mmcls://': ckpt.get_mmcls_models}
+    for prefix, table in zoos.items():
+        if what.startswith(prefix):
+            name = what[len(prefix):]
+            if table is ckpt.get_external_models:
+                name = ckpt.get_deprecated_model_names().get(name, name)
+            return table().get(name, what)
+    return what
+
+
 def offline_message(cfg, exc: BaseException) -> str:
     """What could not be downloaded and the three ways around it."""
     from torch.hub import get_dir
@@ -380,7 +399,7 @@ def offline_message(cfg, exc: BaseException) -> str:
     lines.append('Fix, one of:')
     for key, what in weights:
         if key.endswith('.checkpoint') or key == 'load_from':
-            name = osp.basename(what.split('?')[0])
+            name = osp.basename(weights_url(what).split('?')[0])
             lines.append(f'  - copy {name} (downloaded elsewhere) to '
                          f'{osp.join(get_dir(), "checkpoints", name)}, where mmengine finds it '
                          f'without downloading')

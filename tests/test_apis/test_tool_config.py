@@ -9,7 +9,8 @@ from mmengine.config import Config
 
 from script_loader import load_script
 from mmbloodcell.apis.tool_config import (UsageError, merge_test_args, merge_train_args,
-                                          offline_message, remote_weights, set_data_root)
+                                          offline_message, remote_weights, set_data_root,
+                                          weights_url)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = osp.join(REPO, 'configs')
@@ -111,15 +112,27 @@ def test_remote_weights_and_offline_message():
     assert f'--cfg-options model.backbone.init_cfg.checkpoint=/path/to/{name}' in msg
     timm = Config.fromfile(osp.join(CFG, 'cnmc', 'efficientnet-b2-timm_fhl_cnmc.py'))
     assert any(k == 'model.backbone.pretrained' for k, _ in remote_weights(timm))
+    # a model-zoo name (YOLOv3's open-mmlab://darknet53): the file mmengine's table resolves
+    yolo = Config.fromfile(osp.join(CFG, 'yolo', 'yolov3_d53_416_50e_bccd.py'))
+    assert remote_weights(yolo) == [('model.backbone.init_cfg.checkpoint',
+                                     'open-mmlab://darknet53')]
+    from mmengine.runner.checkpoint import get_external_models
+    name = osp.basename(get_external_models()['darknet53'])
+    assert name.endswith('.pth') and name != 'darknet53'
+    assert name == osp.basename(weights_url('open-mmlab://darknet53'))
+    assert f'checkpoints/{name}' in offline_message(yolo, OSError('no network'))
+    assert weights_url('/local/file.pth') == '/local/file.pth'
 
 
 def test_train_offline_names_the_weights_and_the_fix(tmp_path, monkeypatch):
-    """A config whose pretrained URL cannot be reached stops with the URL, where to put the file
-    and the --cfg-options that avoid it, not a bare URLError. Nothing is contacted: torch.hub's
+    """A config whose pretrained weights cannot be reached (a torchvision:// name, as the
+    configs give them) stops with the config value, where to put the file and the
+    --cfg-options that avoid it, not a bare URLError. Nothing is contacted: torch.hub's
     urlopen (the downloader mmengine's http loader ends in) refuses, as offline."""
     import urllib.error
 
     import torch.hub
+    from mmengine.runner.checkpoint import get_torchvision_models
 
     asked = []
 
@@ -133,8 +146,7 @@ def test_train_offline_names_the_weights_and_the_fix(tmp_path, monkeypatch):
     make_synthetic_cnmc(root, img_size=32, num_folds=1, patients_per_fold=(1, 1),
                         cells_per_patient=2, prelim_patients=(1, 1))
     cfg = Config.fromfile(osp.join(REPO, 'tests', 'test_reliability', 'configs', 'cnmc_tiny.py'))
-    cfg.model.backbone.init_cfg = dict(type='Pretrained',
-                                       checkpoint='http://127.0.0.1:9/zoo/simplenet_in1k.pth')
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint='torchvision://resnet18')
     cfg.experiment_name = 'offline_weights'
     path = str(tmp_path / 'offline.py')
     cfg.dump(path)
@@ -143,10 +155,13 @@ def test_train_offline_names_the_weights_and_the_fix(tmp_path, monkeypatch):
         _tool('train').main([path, '--work-dir', str(tmp_path / 'work'), '--data-root', root])
     msg = str(err.value)
     assert 'could not be downloaded' in msg and 'URLError' in msg
-    assert 'model.backbone.init_cfg.checkpoint = http://127.0.0.1:9/zoo/simplenet_in1k.pth' in msg
+    assert 'model.backbone.init_cfg.checkpoint = torchvision://resnet18' in msg
     assert '--cfg-options model.backbone.init_cfg=None' in msg
-    assert 'checkpoints/simplenet_in1k.pth' in msg
-    assert asked == ['http://127.0.0.1:9/zoo/simplenet_in1k.pth']  # refused, never sent
+    # the file mmengine's torchvision table names (what it would have fetched), not 'resnet18'
+    name = osp.basename(get_torchvision_models()['resnet18'])
+    assert name.startswith('resnet18-') and name.endswith('.pth')
+    assert f'checkpoints/{name}' in msg
+    assert len(asked) == 1 and asked[0].endswith('/' + name)  # refused, never sent
 
 
 def test_parsers_take_data_root_and_mpi():

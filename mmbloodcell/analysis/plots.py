@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 from mmbloodcell.datasets.cnmc import CNMC_CLASSES
 from mmbloodcell.models.heads.binary_cls_head import positive_prob
+from mmbloodcell.structures import to_numpy
 
 __all__ = [
     'save_figure', 'figure_to_png', 'plot_training_curves', 'coco_pr_curves', 'plot_pr_curves',
@@ -65,12 +66,6 @@ def _prefix(title: str) -> str:
 
 def _no_data(ax, text: str, **kwargs) -> None:
     ax.text(0.5, 0.5, text, ha='center', va='center', transform=ax.transAxes, **kwargs)
-
-
-def _np(x) -> np.ndarray:
-    if hasattr(x, 'detach'):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -294,7 +289,7 @@ def coco_pr_curves(ann_file: str, preds: Sequence[dict],
                              f'predictions were made for')
         img_ids.append(img_id)
         inst = p['pred_instances']
-        boxes, scores, labels = _np(inst['bboxes']), _np(inst['scores']), _np(inst['labels'])
+        boxes, scores, labels = (to_numpy(inst[k]) for k in ('bboxes', 'scores', 'labels'))
         for (x1, y1, x2, y2), s, lab in zip(boxes.reshape(-1, 4), scores, labels):
             dets.append(dict(image_id=img_id, category_id=cat_ids[int(lab)],
                              bbox=[float(x1), float(y1), float(x2 - x1), float(y2 - y1)],
@@ -409,9 +404,9 @@ def classification_arrays(preds: Sequence[dict]) -> Tuple[np.ndarray, np.ndarray
                              f'binary models, dump their results with tools/test.py --out '
                              f'preds.pkl') from e
         prob.append(q)
-        pred.append(int(_np(p['pred_label']).reshape(-1)[0]) if 'pred_label' in p else
+        pred.append(int(to_numpy(p['pred_label']).reshape(-1)[0]) if 'pred_label' in p else
                     int(q > 0.5))
-        gt.append(int(_np(p['gt_label']).reshape(-1)[0]) if 'gt_label' in p else -1)
+        gt.append(int(to_numpy(p['gt_label']).reshape(-1)[0]) if 'gt_label' in p else -1)
     return np.array(gt), np.array(prob, dtype=np.float64), np.array(pred)
 
 
@@ -485,14 +480,14 @@ def detection_confusion_matrix(preds: Sequence[dict], num_classes: int,
     bg = num_classes
     for p in preds:
         pred, gt = p['pred_instances'], p.get('gt_instances') or {}
-        boxes = _np(pred['bboxes']).reshape(-1, 4).astype(np.float32)
-        scores = _np(pred['scores']).reshape(-1)
-        labels = _np(pred['labels']).reshape(-1).astype(np.int64)
+        boxes = to_numpy(pred['bboxes']).reshape(-1, 4).astype(np.float32)
+        scores = to_numpy(pred['scores']).reshape(-1)
+        labels = to_numpy(pred['labels']).reshape(-1).astype(np.int64)
         keep = scores >= thr[labels]
         order = np.argsort(-scores[keep], kind='stable')
         boxes, labels = boxes[keep][order], labels[keep][order]
-        gt_boxes = _np(gt.get('bboxes', np.zeros((0, 4)))).reshape(-1, 4).astype(np.float32)
-        gt_labels = _np(gt.get('labels', np.zeros(0))).reshape(-1).astype(np.int64)
+        gt_boxes = to_numpy(gt.get('bboxes', np.zeros((0, 4)))).reshape(-1, 4).astype(np.float32)
+        gt_labels = to_numpy(gt.get('labels', np.zeros(0))).reshape(-1).astype(np.int64)
         ious = bbox_overlaps(torch.from_numpy(boxes), torch.from_numpy(gt_boxes)).numpy() \
             if len(boxes) and len(gt_boxes) else np.zeros((len(boxes), len(gt_boxes)))
         matched = np.zeros(len(gt_boxes), bool)
@@ -584,8 +579,8 @@ def plot_detection_samples(preds: Sequence[dict], classes: Sequence[str],
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         gt_counts = ''
         if 'gt_instances' in p:
-            gt_boxes = _np(p['gt_instances']['bboxes']).reshape(-1, 4)
-            gt_labels = _np(p['gt_instances']['labels']).reshape(-1)
+            gt_boxes = to_numpy(p['gt_instances']['bboxes']).reshape(-1, 4)
+            gt_labels = to_numpy(p['gt_instances']['labels']).reshape(-1)
             for x1, y1, x2, y2 in gt_boxes:
                 cv2.rectangle(bgr, (int(x1), int(y1)), (int(x2), int(y2)), (255, 255, 255), 1)
             gt_counts = ', '.join(f'{c} {int((gt_labels == k).sum())}'

@@ -5,10 +5,11 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-__all__ = ['instances_to_detections', 'count_cells']
+__all__ = ['instances_to_detections', 'count_cells', 'to_numpy']
 
 
-def _numpy(value) -> np.ndarray:
+def to_numpy(value) -> np.ndarray:
+    """A tensor (any device, detached) or array-like as a numpy array."""
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
     return np.asarray(value)
@@ -26,9 +27,9 @@ def instances_to_detections(pred_instances, classes: Sequence[str],
         classes (Sequence[str]): Class names, indexed by label.
         score_thr (float, optional): Keep ``score >= score_thr``; None keeps all.
     """
-    bboxes = _numpy(pred_instances.get('bboxes')).reshape(-1, 4)
-    scores = _numpy(pred_instances.get('scores')).reshape(-1)
-    labels = _numpy(pred_instances.get('labels')).reshape(-1)
+    bboxes = to_numpy(pred_instances.get('bboxes')).reshape(-1, 4)
+    scores = to_numpy(pred_instances.get('scores')).reshape(-1)
+    labels = to_numpy(pred_instances.get('labels')).reshape(-1)
     keep = np.ones(len(scores), bool) if score_thr is None else scores >= score_thr
     return [
         dict(label=int(label), **{'class': classes[int(label)]}, score=round(float(score), 4),

@@ -17,6 +17,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MessageHub, MMLogger
 
 from mmbloodcell.registry import DET_METRICS
+from mmbloodcell.structures import to_numpy
 
 __all__ = ['CellCountMetric', 'count_errors', 'best_count_threshold', 'counts_at',
            'DEFAULT_THR_GRID']
@@ -177,16 +178,16 @@ class CellCountMetric(BaseMetric):
                     f"evaluated pipeline needs dict(type='LoadAnnotations', with_bbox=True) "
                     f'before PackDetInputs, or remove CellCountMetric from the evaluator of '
                     f'an unlabelled split')
-            labels = _numpy(gt['labels']).astype(np.int64).reshape(-1)
+            labels = to_numpy(gt['labels']).astype(np.int64).reshape(-1)
             flags = gt.get('ignore_flags')
             if flags is not None:
-                labels = labels[~_numpy(flags).astype(bool).reshape(-1)]
+                labels = labels[~to_numpy(flags).astype(bool).reshape(-1)]
             pred = sample['pred_instances']
             self.results.append(dict(
                 img_id=sample.get('img_id'), img_path=sample.get('img_path'),
                 gt_labels=labels,
-                labels=_numpy(pred['labels']).astype(np.int64).reshape(-1),
-                scores=_numpy(pred['scores']).astype(np.float64).reshape(-1)))
+                labels=to_numpy(pred['labels']).astype(np.int64).reshape(-1),
+                scores=to_numpy(pred['scores']).astype(np.float64).reshape(-1)))
 
     def _classes(self, results: List[dict]) -> List[str]:
         classes = (self.dataset_meta or {}).get('classes')
@@ -291,12 +292,6 @@ class CellCountMetric(BaseMetric):
         with open(path, 'w') as f:
             json.dump(doc, f, indent=1)
         MMLogger.get_current_instance().info(f'CellCountMetric: wrote {path}')
-
-
-def _numpy(value) -> np.ndarray:
-    if hasattr(value, 'detach'):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
 
 
 def _nanmean(values: Sequence[float]) -> float:

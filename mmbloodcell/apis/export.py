@@ -47,6 +47,7 @@ import mmbloodcell
 from mmbloodcell.apis.inference import (NO_CHECKPOINT, _TASKS, _check_checkpoint,
                                         _test_pipeline, _type_name)
 from mmbloodcell.apis.tool_config import merge_cfg_options
+from mmbloodcell.structures import to_numpy
 
 __all__ = ['METADATA_KEY', 'EXPORTERS', 'SPARSE_RCNN_REASON', 'describe_dense_head',
            'read_onnx_metadata', 'export_onnx', 'ExportError']
@@ -76,7 +77,7 @@ class ExportError(ValueError):
 # ----------------------------------------------------------------------------------------------
 
 def _floats(t) -> List[float]:
-    return [float(v) for v in torch.as_tensor(t).reshape(-1).tolist()]
+    return [float(v) for v in to_numpy(t).reshape(-1)]
 
 
 def _preprocess_meta(dp) -> dict:
@@ -97,7 +98,7 @@ def _jsonable(obj):
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
     if isinstance(obj, (torch.Tensor, np.ndarray)):
-        return np.asarray(obj.detach().cpu() if isinstance(obj, torch.Tensor) else obj).tolist()
+        return to_numpy(obj).tolist()
     if isinstance(obj, (np.floating, np.integer)):
         return obj.item()
     return obj
@@ -132,14 +133,6 @@ def _write_metadata(path: str, meta: dict) -> None:
     entry.key, entry.value = METADATA_KEY, json.dumps(_jsonable(meta))
     model.producer_name = 'mmbloodcell'
     onnx.save(model, path)
-
-
-def _checkpoint_meta(checkpoint: Optional[str]) -> dict:
-    if checkpoint is None:
-        return {}
-    from mmengine.runner.checkpoint import _load_checkpoint
-    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-    return dict(ckpt.get('meta') or {}) if isinstance(ckpt, dict) else {}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -425,7 +418,6 @@ def export_onnx(config, checkpoint: Optional[str], out_file: Optional[str] = Non
     if checkpoint is not None:
         _check_checkpoint(checkpoint, name)
     pipeline = _test_pipeline(cfg, name)
-    ckpt_meta = _checkpoint_meta(checkpoint)
     meta = dict(format_version=1, mmbloodcell=mmbloodcell.__version__,
                 task=_TASKS[scope][0], config=osp.basename(str(name)),
                 checkpoint=None if checkpoint is None else osp.basename(checkpoint),
@@ -457,7 +449,7 @@ def export_onnx(config, checkpoint: Optional[str], out_file: Optional[str] = Non
         meta.update(classes=list(det.classes), head=head_meta, test_cfg=test_cfg,
                     preprocess=preprocess, dynamic_hw=dynamic_hw,
                     input_size=None if dynamic_hw else [h, w],
-                    count_thresholds=ckpt_meta.get('count_thresholds'))
+                    count_thresholds=det.count_thresholds)
     else:
         clf = CellClassifier(cfg, checkpoint, device='cpu')
         model = clf.model.eval()
@@ -467,15 +459,14 @@ def export_onnx(config, checkpoint: Optional[str], out_file: Optional[str] = Non
                               f'Resize(scale=...) / CenterCrop(crop_size=...) at its end); the '
                               f'classifier graph needs one input size')
         is_ensemble = type(model).__name__ == 'EnsembleClassifier'
+        preprocess = _preprocess_meta(model.data_preprocessor)
         if is_ensemble:
             graph = _EnsembleGraph(model).eval()
             output_names = ['prob', 'member_probs']
-            preprocess = _preprocess_meta(model.data_preprocessor)
             weights = _floats(model.member_weights)
         else:
             graph = _ClassifierGraph(model, clf.positive).eval()
             output_names = ['logit', 'prob']
-            preprocess = _preprocess_meta(model.data_preprocessor)
             weights = []
         divisor = preprocess['pad_size_divisor']
         h, w = (int(math.ceil(s / divisor) * divisor) for s in size)
@@ -488,7 +479,7 @@ def export_onnx(config, checkpoint: Optional[str], out_file: Optional[str] = Non
         meta.update(classes=list(clf.classes), positive=int(clf.positive),
                     threshold=float(clf.threshold), member_names=list(clf.member_names),
                     member_weights=weights, ensemble=is_ensemble, preprocess=preprocess,
-                    dynamic_hw=False, input_size=[h, w], outputs=output_names)
+                    dynamic_hw=False, input_size=[h, w])
 
     out_file = out_file or _default_out(str(name), checkpoint)
     if not out_file.endswith('.onnx'):

@@ -352,6 +352,8 @@ class CellDetector(_ImageFiles, DetInferencer):
         score_thr (dict): ``{class: threshold}`` applied by :meth:`forward`.
         score_thr_source (str): Where they came from (``'given'``, ``'checkpoint'`` or
             ``'default'``; :data:`SCORE_THR_SOURCES`).
+        count_thresholds (dict | None): The checkpoint's calibrated thresholds
+            (``meta['count_thresholds']``), whether used or not.
     """
 
     def __init__(self, config, checkpoint: str, device: Optional[str] = None,
@@ -366,14 +368,14 @@ class CellDetector(_ImageFiles, DetInferencer):
         if score_thr is not None and not isinstance(score_thr, dict):
             resolve_score_thrs(score_thr, ())  # a bad number fails before the model loads
         self.checkpoint = checkpoint
-        self._calibrated: Optional[dict] = None
+        self.count_thresholds: Optional[dict] = None
         self._set_loader(_test_pipeline(cfg, name))
         with DefaultScope.overwrite_default_scope('mmdet'):
             super().__init__(model=cfg, weights=checkpoint, device=device, scope='mmdet',
                              show_progress=False)
         self.classes = tuple(self.model.dataset_meta['classes'])
         self.score_thr, self.score_thr_source = resolve_score_thrs(
-            score_thr, self.classes, self._calibrated)
+            score_thr, self.classes, self.count_thresholds)
         lowest = min(self.score_thr.values())
         # the model's own threshold (e.g. 0.05) must not drop what the lowest one keeps
         holders = [self.cfg.model] + [m for m in self.model.modules()]
@@ -390,7 +392,7 @@ class CellDetector(_ImageFiles, DetInferencer):
             _load_checkpoint_to_model(model, checkpoint, strict=True)
         meta = checkpoint.get('meta', {})
         calibrated = meta.get('count_thresholds')
-        self._calibrated = dict(calibrated) if isinstance(calibrated, dict) else None
+        self.count_thresholds = dict(calibrated) if isinstance(calibrated, dict) else None
         with warnings.catch_warnings():
             # mmdet falls back to COCO's names then: the config's are taken below
             warnings.filterwarnings('ignore', message='dataset_meta or class names are not')

@@ -93,9 +93,10 @@ class _OnnxModel(_ImageFiles):
             raise ValueError(f'{checkpoint} is a {self.meta.get("task")} model; use '
                              f'`mmbloodcell {other}` for it (or give the .onnx file of a '
                              f'{self.task} model)')
-        steps = [s for s in _test_pipeline(cfg, name)
+        pipeline = _test_pipeline(cfg, name)
+        self._set_loader(pipeline)
+        steps = [s for s in pipeline
                  if _type_name(s) not in ('LoadAnnotations', 'LoadImageFromFile')]
-        self._set_loader(_test_pipeline(cfg, name))
         if scope == 'mmdet':
             from mmdet.registry import TRANSFORMS
         else:

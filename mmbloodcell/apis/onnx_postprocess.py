@@ -46,27 +46,28 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return (e / e.sum(axis=axis, keepdims=True)).astype(x.dtype, copy=False)
 
 
+def _grid(featmap_size: Tuple[int, int], stride: Sequence[float],
+          offset: float) -> Tuple[np.ndarray, np.ndarray]:
+    """x and y of every location of a level, ``(H * W,)`` float32 each, row-major:
+    ``((j + offset) * stride_w, (i + offset) * stride_h)``."""
+    h, w = featmap_size
+    xs = (np.arange(w, dtype=np.float32) + np.float32(offset)) * np.float32(stride[0])
+    ys = (np.arange(h, dtype=np.float32) + np.float32(offset)) * np.float32(stride[1])
+    return np.tile(xs, h), np.repeat(ys, w)
+
+
 def point_priors(featmap_size: Tuple[int, int], stride: Sequence[float],
                  offset: float = 0.5) -> np.ndarray:
     """``MlvlPointGenerator`` points of one level, ``(H * W, 2)`` float32 ``(x, y)``, row-major:
     ``((j + offset) * stride_w, (i + offset) * stride_h)``."""
-    h, w = featmap_size
-    xs = ((np.arange(w, dtype=np.float32) + np.float32(offset)) * np.float32(stride[0]))
-    ys = ((np.arange(h, dtype=np.float32) + np.float32(offset)) * np.float32(stride[1]))
-    xx = np.tile(xs, h)
-    yy = np.repeat(ys, w)
-    return np.stack([xx, yy], -1).astype(np.float32)
+    return np.stack(_grid(featmap_size, stride, offset), -1).astype(np.float32)
 
 
 def anchor_priors(featmap_size: Tuple[int, int], stride: Sequence[float],
                   base_anchors: np.ndarray) -> np.ndarray:
     """``AnchorGenerator`` anchors of one level, ``(H * W * A, 4)`` float32: the ``(A, 4)``
     base anchors shifted by ``(j * stride_w, i * stride_h)``, location-major."""
-    h, w = featmap_size
-    xs = np.arange(w, dtype=np.float32) * np.float32(stride[0])
-    ys = np.arange(h, dtype=np.float32) * np.float32(stride[1])
-    xx = np.tile(xs, h)
-    yy = np.repeat(ys, w)
+    xx, yy = _grid(featmap_size, stride, 0.0)
     shifts = np.stack([xx, yy, xx, yy], -1)
     base = np.asarray(base_anchors, np.float32).reshape(-1, 4)
     return (base[None] + shifts[:, None]).reshape(-1, 4)

@@ -266,13 +266,14 @@ def _screen_wbcs(rec: dict, img: np.ndarray, stem: str, wbc_dets: List[dict], cl
 
 
 def _img_tag(path: str, alt: str, width: Optional[int] = None) -> str:
+    """An ``<img>`` of a PNG file written by :func:`run_screening`, its bytes embedded."""
     from mmbloodcell.analysis.report import _esc, png_data_uri
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
+    if not osp.isfile(path):
         return f'<p class="note">{_esc(alt)}: {_esc(path)} could not be read</p>'
+    with open(path, 'rb') as f:
+        png = f.read()
     size = f' width="{int(width)}"' if width else ''
-    return (f'<img alt="{_esc(alt)}"{size} '
-            f'src="{png_data_uri(cv2.imencode(".png", img)[1].tobytes())}">')
+    return f'<img alt="{_esc(alt)}"{size} src="{png_data_uri(png)}">'
 
 
 def screening_html(doc: dict, out_dir: str) -> str:

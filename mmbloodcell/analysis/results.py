@@ -51,12 +51,12 @@ def find_predictions(work_dir: str) -> Optional[str]:
 
 
 def _evaluator_ann_file(cfg: Config, split: str = 'test') -> Optional[str]:
+    from mmbloodcell.apis.tool_config import evaluator_metrics
     keys = ('test_evaluator', 'val_evaluator') if split == 'test' else (f'{split}_evaluator',)
     for key in keys:
-        ev = cfg.get(key)
-        for item in (ev if isinstance(ev, (list, tuple)) else [ev]):
-            if isinstance(item, dict) and item.get('ann_file'):
-                return item['ann_file']
+        for metric in evaluator_metrics(cfg.get(key)):
+            if metric.get('ann_file'):
+                return metric['ann_file']
     return None
 
 

@@ -46,10 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 metavar='{detect,classify,screen,export,reproduce,crossval}')
     sub.required = True
 
-    def common(p, ckpt_help):
-        p.add_argument('config', help='the config the model was trained with')
-        p.add_argument('checkpoint', help=ckpt_help)
-        p.add_argument('images', nargs='+', help='image files and / or folders')
+    def run_options(p):
+        """--out, --device and the progress bar of the verbs that run models on images."""
         p.add_argument('--out', '-o', required=True, help='output folder (created)')
         p.add_argument('--device', default=None,
                        help="'cpu', 'cuda:0', ... (default: the GPU if any, else the CPU)")
@@ -57,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help='show a progress bar (default: when a folder is given)')
         p.add_argument('--no-progress', dest='progress', action='store_false',
                        help='never show a progress bar')
+
+    def common(p, ckpt_help):
+        p.add_argument('config', help='the config the model was trained with')
+        p.add_argument('checkpoint', help=ckpt_help)
+        p.add_argument('images', nargs='+', help='image files and / or folders')
+        run_options(p)
         p.add_argument('--data-root', help="the config's dataset folder, when the model's "
                        'class names are read from the dataset (as tools/train.py --data-root)')
         p.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -102,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     scr.add_argument('cls_checkpoint', help="its trained checkpoint; '-' for an ensemble "
                      "config naming its members' checkpoints")
     scr.add_argument('images', nargs='+', help='smear image files and / or folders')
-    scr.add_argument('--out', '-o', required=True, help='output folder (created)')
+    run_options(scr)
     scr.add_argument('--all-thr', type=float, default=None,
                      help="decision threshold on a white cell's probability of ALL; a smear "
                      "is flagged when any is above it (default: the classifier's, 0.5 "
@@ -118,16 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help='write a Grad-CAM map per white cell: '
                      'crops/<smear>_wbc<i>_gradcam.png')
     scr.add_argument('--batch-size', type=int, default=8, help='crops per forward pass')
-    scr.add_argument('--device', default=None,
-                     help="'cpu', 'cuda:0', ... (default: the GPU if any, else the CPU)")
     scr.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch',
                      help='inference backend of both models; onnxruntime: the CKPTs are the '
                      '.onnx files of mmbloodcell export '
                      '(default: pytorch)')
-    scr.add_argument('--progress', dest='progress', action='store_true', default=None,
-                     help='show a progress bar (default: when a folder is given)')
-    scr.add_argument('--no-progress', dest='progress', action='store_false',
-                     help='never show a progress bar')
     scr.add_argument('--det-cfg-options', nargs='+', action=DictAction,
                      help="override the detection config's settings, key=value pairs")
     scr.add_argument('--cls-cfg-options', nargs='+', action=DictAction,

@@ -3,10 +3,11 @@ each training runs once per test session, on the first test that asks for it).
 
 - ``detector``: the FCOS CPU demo config trained 2 iterations on 2 real BCCD images at 320x240;
 - ``classifiers``: two SimpleNet C-NMC models (seeds 0 and 1), one epoch at 64 px on synthetic
-  cells;
+  cells; ``ensemble_config``: the ensemble config of the two (its CKPT is ``-``);
 - ``bccd_images``: three real BCCD smears and three bad files in one folder;
 - ``cells``: the six real C-NMC cells (in all/ and hem/) and three bad files.
 """
+import copy
 import glob
 import os
 import os.path as osp
@@ -24,6 +25,7 @@ from mmbloodcell.apis.tool_config import build_runner, set_data_root, set_evalua
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FCOS_DEMO = osp.join(REPO, 'configs', 'fcos', 'fcos_r18_fpn_gn_320_12e_bccd_cpu-demo.py')
 SIMPLENET = osp.join(REPO, 'configs', 'cnmc', 'simplenet_bce_stain-norm_cnmc.py')
+ENSEMBLE = osp.join(REPO, 'configs', 'cnmc', 'ensemble_densenet201-efficientnet-b2_cnmc.py')
 SIZE = 64
 #: one-stage detector configs whose export / decoding is tested with random weights
 DETECTORS = {
@@ -260,3 +262,19 @@ def random_checkpoint(tmp_path_factory):
             dataset_meta=dict(classes=('RBC', 'WBC', 'Platelets')), **(meta or {}))), ckpt)
         return dict(config=DETECTORS[kind], ckpt=ckpt)
     return make
+
+
+@pytest.fixture(scope='session')
+def ensemble_config(classifiers) -> str:
+    """The package's ensemble config with classifiers a and b as its members (named ``a``,
+    ``b``) and their test pipeline; its checkpoint is ``-``."""
+    cfg = Config.fromfile(ENSEMBLE)
+    cfg.model.members = [
+        dict(config=classifiers['a']['config'], checkpoint=classifiers['a']['ckpt'], name='a'),
+        dict(config=classifiers['b']['config'], checkpoint=classifiers['b']['ckpt'], name='b'),
+    ]
+    cfg.test_dataloader = copy.deepcopy(Config.fromfile(classifiers['a']['config'])
+                                        .test_dataloader)
+    path = str(classifiers['base'] / 'ensemble_small.py')
+    cfg.dump(path)
+    return path

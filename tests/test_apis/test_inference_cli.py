@@ -6,7 +6,6 @@ config on two real BCCD images at 320x240, and two SimpleNet C-NMC models (diffe
 in-process for the reference and ensemble runs. Real inputs: three BCCD smears and the six
 C-NMC cells, next to a zero-byte ``.jpg`` and a text file named ``.png``.
 """
-import copy
 import csv
 import glob
 import importlib.util
@@ -35,7 +34,6 @@ from mmbloodcell.registry import CLS_MODELS
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FCOS_DEMO = osp.join(REPO, 'configs', 'fcos', 'fcos_r18_fpn_gn_320_12e_bccd_cpu-demo.py')
 SIMPLENET = osp.join(REPO, 'configs', 'cnmc', 'simplenet_bce_stain-norm_cnmc.py')
-ENSEMBLE = osp.join(REPO, 'configs', 'cnmc', 'ensemble_densenet201-efficientnet-b2_cnmc.py')
 BCCD_CLASSES = ['RBC', 'WBC', 'Platelets']
 SIZE = 64
 SCRIPT = osp.join(osp.dirname(sys.executable), 'mmbloodcell')
@@ -331,8 +329,8 @@ def test_classify_console_script(classifiers, cells, classify_a):
         assert summary['agrees_with_name'] == (summary['label_name'] == truth)
 
 
-def test_classify_ensemble_without_checkpoint_and_threshold(classifiers, cells, classify_a,
-                                                            tmp_path):
+def test_classify_ensemble_without_checkpoint_and_threshold(classifiers, ensemble_config, cells,
+                                                            classify_a, tmp_path):
     """An ensemble config naming its members' checkpoints, CKPT '-': the probability is the
     mean of the two models', the label follows --threshold, Grad-CAM works on it."""
     # model b alone, in-process, on the good cells given as files
@@ -347,15 +345,7 @@ def test_classify_ensemble_without_checkpoint_and_threshold(classifiers, cells, 
               if r['status'] == 'ok'}
     assert set(prob_b) == set(prob_a) == set(cells['good'])
 
-    cfg = Config.fromfile(ENSEMBLE)
-    cfg.model.members = [
-        dict(config=classifiers['a']['config'], checkpoint=classifiers['a']['ckpt'], name='a'),
-        dict(config=classifiers['b']['config'], checkpoint=classifiers['b']['ckpt'], name='b'),
-    ]
-    cfg.test_dataloader = copy.deepcopy(Config.fromfile(classifiers['a']['config'])
-                                        .test_dataloader)
-    cfg_path = str(tmp_path / 'ensemble_small.py')
-    cfg.dump(cfg_path)
+    cfg_path = ensemble_config
     mean = {n: (prob_a[n] + prob_b[n]) / 2 for n in prob_a}
     values = sorted(mean.values())
     thr = round((values[2] + values[3]) / 2, 6)  # three cells on each side
@@ -388,6 +378,7 @@ def test_classify_ensemble_without_checkpoint_and_threshold(classifiers, cells, 
         assert summary['label'] == int(labels.count(1) >= 2)
 
     # the same ensemble config without member checkpoints: an error naming the fix
+    cfg = Config.fromfile(ensemble_config)
     for m in cfg.model.members:
         m['checkpoint'] = None
     bare = str(tmp_path / 'ensemble_bare.py')

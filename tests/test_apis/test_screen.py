@@ -5,7 +5,6 @@ the command runs end to end on real smears with the tiny FCOS detector and the S
 classifiers trained by tests/test_apis/conftest.py, its numbers checked against
 ``mmbloodcell detect`` and ``mmbloodcell classify`` on the same inputs.
 """
-import copy
 import csv
 import glob
 import json
@@ -16,14 +15,11 @@ import xml.etree.ElementTree as ET
 import cv2
 import numpy as np
 import pytest
-from mmengine.config import Config
 
 from mmbloodcell.apis.cli import main
 from mmbloodcell.apis.screen import CROP_PAD, crop_box, find_wbc_class
 from mmbloodcell.datasets.transforms.cell import cell_on_black, segment_stained_cell
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-ENSEMBLE = osp.join(REPO, 'configs', 'cnmc', 'ensemble_densenet201-efficientnet-b2_cnmc.py')
 BCCD_CLASSES = ['RBC', 'WBC', 'Platelets']
 
 
@@ -264,18 +260,11 @@ def test_screen_flag_rule_and_html(screened):
             assert f'prob_all {w["prob_all"]:.4f}' in page
 
 
-def test_screen_ensemble(screened, detector, classifiers, bccd_images, tmp_path):
+def test_screen_ensemble(screened, detector, classifiers, ensemble_config, bccd_images,
+                         tmp_path):
     """An ensemble of classifiers a and b, CKPT '-': each white cell's probability is the
     mean of its members', the flag follows --all-thr, set between two smears' best cells."""
-    cfg = Config.fromfile(ENSEMBLE)
-    cfg.model.members = [
-        dict(config=classifiers['a']['config'], checkpoint=classifiers['a']['ckpt'], name='a'),
-        dict(config=classifiers['b']['config'], checkpoint=classifiers['b']['ckpt'], name='b'),
-    ]
-    cfg.test_dataloader = copy.deepcopy(Config.fromfile(classifiers['a']['config'])
-                                        .test_dataloader)
-    cfg_path = str(tmp_path / 'ensemble_small.py')
-    cfg.dump(cfg_path)
+    cfg_path = ensemble_config
     # model b on the crops of the first run: the ensemble's expected probabilities
     good = [r for r in screened['doc']['images'] if r['status'] == 'ok']
     crops = [osp.join(screened['out'], w['crop']) for r in good for w in r['wbcs']]

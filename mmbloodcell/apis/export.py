@@ -143,14 +143,21 @@ def describe_dense_head(head) -> dict:
     """What :class:`~mmbloodcell.apis.onnx_postprocess.DensePostProcessor` needs of a
     one-stage head: ``type``, ``num_classes``, ``cls_out_channels``, ``use_sigmoid``,
     ``priors`` and ``coder`` (see there). An :class:`ExportError` names what is not
-    supported (a head with its own ``predict_by_feat``, another prior generator or coder)."""
+    supported (a head with its own ``predict_by_feat``, another prior generator or coder).
+    GFL (``GFLHead``) adds ``integral`` (``reg_max``) and ``priors['centers']``."""
     from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
     from mmdet.models.task_modules.coders import (DeltaXYWHBBoxCoder,
                                                   DistancePointBBoxCoder)
     from mmdet.models.task_modules.prior_generators import (AnchorGenerator,
                                                             MlvlPointGenerator)
+    from mmdet.models.dense_heads import GFLHead
     name = type(head).__name__
+    # GFL's own _predict_by_feat_single is the base one with its box distributions integrated
+    # first (``integral`` below), on anchor centres
+    gfl = type(head) is GFLHead
     for method in ('predict_by_feat', '_predict_by_feat_single', '_bbox_post_process'):
+        if gfl and method == '_predict_by_feat_single':
+            continue
         if getattr(type(head), method) is not getattr(BaseDenseHead, method):
             raise ExportError(f'{name} has its own {method}: the numpy post-processor '
                               f"reproduces mmdet's BaseDenseHead one only (FCOS, RTMDet, SSD, "
@@ -184,10 +191,14 @@ def describe_dense_head(head) -> dict:
                           f'(DistancePointBBoxCoder, DeltaXYWHBBoxCoder are)')
     if getattr(coder, 'use_box_type', False):
         raise ExportError(f'{name}: a box coder with use_box_type=True is not supported')
-    return dict(type=name, num_classes=int(head.num_classes),
+    desc = dict(type=name, num_classes=int(head.num_classes),
                 cls_out_channels=int(head.cls_out_channels),
                 use_sigmoid=bool(head.use_sigmoid_cls), num_levels=len(strides),
                 priors=priors, coder=coder_meta)
+    if gfl:
+        desc['priors']['centers'] = True
+        desc['integral'] = dict(reg_max=int(head.reg_max))
+    return desc
 
 
 class _DetectorGraph(nn.Module):

@@ -5,13 +5,16 @@ per-level outputs: ``cls_score_<l>`` ``(N, A * C, H_l, W_l)``, ``bbox_pred_<l>``
 ``(N, A * 4, H_l, W_l)`` and, for FCOS, ``centerness_<l>`` ``(N, A, H_l, W_l)``.
 :class:`DensePostProcessor` turns them into boxes per image as mmdet's
 ``BaseDenseHead._predict_by_feat_single`` + ``_bbox_post_process`` do, for the heads that use
-them unchanged (FCOS, RTMDet, SSD, RetinaNet-like):
+them unchanged (FCOS, RTMDet, SSD, RetinaNet-like) and for GFL:
 
 1. per level: priors of the level's grid (``MlvlPointGenerator``: points
    ``((x + offset) * s_w, (y + offset) * s_h)``; ``AnchorGenerator`` / ``SSDAnchorGenerator``:
    the level's base anchors shifted by ``(x * s_w, y * s_h)``), scores ``sigmoid`` (or
    ``softmax`` without the background column), ``scores > score_thr`` and the ``nms_pre``
    highest (class-wise flattened, as ``filter_scores_and_topk``);
+   GFL's box outputs ``(4 * (n + 1))`` per prior are distributions over ``0..n`` strides
+   first: ``distance = stride * sum_i i * softmax(logits)_i`` per side, on the anchors'
+   centres (its ``integral`` and ``anchor_center``);
 2. boxes decoded (``DistancePointBBoxCoder``: ``(px - l, py - t, px + r, py + b)``;
    ``DeltaXYWHBBoxCoder``: ``delta2bbox`` with the coder's means / stds) and clipped to the
    resized image, then divided by the resize's ``scale_factor``; FCOS's scores multiplied by
@@ -192,7 +195,8 @@ class DensePostProcessor:
         head (dict): The head's description (``head`` of the ONNX metadata):
             ``cls_out_channels``, ``use_sigmoid``, ``num_levels``, ``with_score_factors``,
             ``priors`` (``{"type": "point", "strides", "offset"}`` or ``{"type": "anchor",
-            "strides", "base_anchors"}``), ``coder`` (``{"type": "distance", "clip_border"}``
+            "strides", "base_anchors"[, "centers": true]}``), [``integral`` ``{"reg_max"}``],
+            ``coder`` (``{"type": "distance", "clip_border"}``
             or ``{"type": "delta_xywh", "means", "stds", "clip_border", "wh_ratio_clip",
             "add_ctr_clamp", "ctr_clamp"}``).
         test_cfg (dict): The model's ``test_cfg`` (``nms_pre``, ``score_thr``,
@@ -254,14 +258,24 @@ class DensePostProcessor:
         mlvl_priors = self.priors(sizes)
         nms_pre = cfg.get('nms_pre', -1)
         score_thr = cfg.get('score_thr', 0)
+        integral = self.head.get('integral')
+        bins = 4 if integral is None else 4 * (integral['reg_max'] + 1)
+        strides = self.head['priors']['strides']
         boxes, scores, labels, factors, priors = [], [], [], [], []
         for lvl, (cls, reg) in enumerate(zip(cls_scores, bbox_preds)):
-            reg = reg.transpose(1, 2, 0).reshape(-1, 4)
+            reg = reg.transpose(1, 2, 0).reshape(-1, bins)
             cls = cls.transpose(1, 2, 0).reshape(-1, channels)
             prob = sigmoid(cls) if self.head['use_sigmoid'] else softmax(cls)[:, :-1]
             s, lab, keep = filter_scores_and_topk(prob, score_thr, nms_pre)
-            boxes.append(reg[keep])
-            priors.append(mlvl_priors[lvl][keep])
+            reg, prior = reg[keep], mlvl_priors[lvl][keep]
+            if integral is not None:
+                n = integral['reg_max'] + 1
+                dist = softmax(reg.reshape(-1, n)) @ np.arange(n, dtype=np.float32)
+                reg = dist.reshape(-1, 4) * np.float32(strides[lvl][0])
+            if self.head['priors'].get('centers'):
+                prior = (prior[:, :2] + prior[:, 2:]) * np.float32(0.5)
+            boxes.append(reg)
+            priors.append(prior)
             scores.append(s)
             labels.append(lab)
             if score_factors is not None:

@@ -30,6 +30,7 @@ SIZE = 64
 #: one-stage detector configs whose export / decoding is tested with random weights
 DETECTORS = {
     'fcos': osp.join(REPO, 'configs', 'fcos', 'fcos_r18_fpn_gn_320_12e_bccd_cpu-demo.py'),
+    'gfl': osp.join(REPO, 'configs', 'gfl', 'gfl_r18-w32_fpn_320_24e_bccd_cpu.py'),
     'rtmdet': osp.join(REPO, 'configs', 'rtmdet', 'rtmdet_tiny_640_240s-budget_bccd.py'),
     'ssd': osp.join(REPO, 'configs', 'ssd', 'ssd300_50e_bccd.py'),
     'ssd_focal': osp.join(REPO, 'configs', 'ssd', 'ssd300_focal-giou-l1_50e_bccd.py'),

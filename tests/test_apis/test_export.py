@@ -127,16 +127,17 @@ def test_score_thresholds_per_class_and_calibrated(random_checkpoint, tmp_path, 
 
 @pytest.mark.parametrize('kind,exporter', [
     ('rtmdet', 'torchscript'),
+    ('gfl', 'dynamo'),  # the package's CPU detector: box distributions integrated in numpy
     pytest.param('rtmdet', 'dynamo', marks=pytest.mark.slow),
     pytest.param('ssd', 'torchscript', marks=pytest.mark.slow),  # VGG-16: 15-30 s each
     pytest.param('ssd_focal', 'dynamo', marks=pytest.mark.slow)])
-def test_rtmdet_ssd_onnxruntime_equals_pytorch(kind, exporter, random_checkpoint, smears,
+def test_one_stage_onnxruntime_equals_pytorch(kind, exporter, random_checkpoint, smears,
                                                tmp_path, same_detections):
     m = random_checkpoint(kind)
     out = str(tmp_path / f'{kind}.onnx')
     export_onnx(m['config'], m['ckpt'], out, exporter=exporter)
     meta = read_onnx_metadata(out)
-    assert meta['dynamic_hw'] is (kind == 'rtmdet')  # SSD300: fixed 300x300 input
+    assert meta['dynamic_hw'] is not kind.startswith('ssd')  # SSD300: fixed 300x300 input
     paths, imgs = smears
     torch_det = build_detector(m['config'], m['ckpt'], 'pytorch', device='cpu', score_thr=0.3)
     ort_det = build_detector(m['config'], out, 'onnxruntime', score_thr=0.3)

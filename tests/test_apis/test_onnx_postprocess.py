@@ -1,5 +1,5 @@
 """The numpy post-processor against mmdet / mmcv themselves: ``DensePostProcessor`` on the raw
-outputs of FCOS, RTMDet and both SSD variants equals their head's ``predict_by_feat`` (random,
+outputs of FCOS, GFL, RTMDet and both SSD variants equals their head's ``predict_by_feat`` (random,
 perturbed weights: decoding is the point, not accuracy), ``nms`` / ``batched_nms`` equal mmcv's
 ops, the priors equal mmdet's generators."""
 import numpy as np
@@ -15,7 +15,7 @@ from mmbloodcell.apis.onnx_postprocess import (DensePostProcessor, anchor_priors
                                                batched_nms, nms, point_priors)
 
 
-@pytest.mark.parametrize('kind', ['fcos', 'rtmdet', 'ssd', 'ssd_focal'])
+@pytest.mark.parametrize('kind', ['fcos', 'gfl', 'rtmdet', 'ssd', 'ssd_focal'])
 def test_postprocess_equals_predict_by_feat(kind, random_detector, same_detections):
     model = random_detector(kind)
     head = model.bbox_head

@@ -102,7 +102,8 @@ def read_image(path: str, color_type: str = 'color',
         return None, 'does not exist'
     if osp.isdir(path):
         return None, 'is a folder, not an image file'
-    problem = check_image_file(path)
+    # the file's header and end marker (no decoding by Pillow: the decoder below does that)
+    problem = check_image_file(path, decode=False)
     if problem is not None:
         return None, problem
     try:
@@ -327,8 +328,8 @@ class CellDetector(_ImageFiles, DetInferencer):
       names as mmdet reads them, else from the config's test dataset class;
     - a score threshold per class (:func:`resolve_score_thrs`: given, else the checkpoint's
       calibrated ``count_thresholds``, else 0.3): :meth:`forward` keeps the boxes with
-      ``score >= score_thr[class]``, and every ``score_thr`` of the model's ``test_cfg`` is
-      lowered to the smallest of them if higher;
+      ``score >= score_thr[class]``, and every ``score_thr`` of the model's ``test_cfg`` (its
+      candidate threshold) is set to the smallest of them;
     - the test pipeline without ``LoadAnnotations``; folders expanded recursively in natural
       order (:func:`expand_images`);
     - its own :class:`~mmbloodcell.visualization.CellDetVisualizer` (boxes and a count banner),
@@ -369,6 +370,7 @@ class CellDetector(_ImageFiles, DetInferencer):
             resolve_score_thrs(score_thr, ())  # a bad number fails before the model loads
         self.checkpoint = checkpoint
         self.count_thresholds: Optional[dict] = None
+        self._channels_last_tried = False
         self._set_loader(_test_pipeline(cfg, name))
         with DefaultScope.overwrite_default_scope('mmdet'):
             super().__init__(model=cfg, weights=checkpoint, device=device, scope='mmdet',
@@ -377,14 +379,17 @@ class CellDetector(_ImageFiles, DetInferencer):
         self.score_thr, self.score_thr_source = resolve_score_thrs(
             score_thr, self.classes, self.count_thresholds)
         lowest = min(self.score_thr.values())
-        # the model's own threshold (e.g. 0.05) must not drop what the lowest one keeps
+        # the model's own candidate threshold (e.g. 0.05) becomes the lowest output threshold:
+        # lower, it would drop boxes that are kept; higher, it makes the post-processing sort
+        # and suppress candidates that are dropped anyway (a box under every threshold never
+        # suppresses one above, and scores only shrink after it: the same boxes, sooner)
         holders = [self.cfg.model] + [m for m in self.model.modules()]
         for holder in holders:
             test_cfg = holder.get('test_cfg') if isinstance(holder, dict) else \
                 getattr(holder, 'test_cfg', None)
             for node in dicts_with_key(test_cfg, 'score_thr'):
                 if isinstance(node['score_thr'], (int, float)):
-                    node['score_thr'] = min(float(node['score_thr']), lowest)
+                    node['score_thr'] = lowest
 
     def _load_weights_to_model(self, model, checkpoint: Optional[dict], cfg) -> None:
         from mmdet.registry import DATASETS
@@ -431,9 +436,27 @@ class CellDetector(_ImageFiles, DetInferencer):
         visualizer.dataset_meta = self.model.dataset_meta
         return visualizer
 
+    #: on a CPU the model runs in channels-last memory format (oneDNN's faster convolutions);
+    #: a model with an op that needs contiguous tensors goes back on its first error
+    channels_last = True
+
     def forward(self, inputs, **kwargs):
         """``DetInferencer.forward``, keeping the boxes with ``score >= score_thr[class]``."""
-        preds = super().forward(inputs, **kwargs)
+        import torch
+        if self.channels_last and not self._channels_last_tried:
+            self._channels_last_tried = True
+            if next(self.model.parameters()).device.type == 'cpu':
+                self.model.to(memory_format=torch.channels_last)
+                try:
+                    preds = super().forward(inputs, **kwargs)
+                except RuntimeError:
+                    self.channels_last = False
+                    self.model.to(memory_format=torch.contiguous_format)
+                    preds = super().forward(inputs, **kwargs)
+            else:
+                preds = super().forward(inputs, **kwargs)
+        else:
+            preds = super().forward(inputs, **kwargs)
         for pred in preds:
             instances = pred.pred_instances
             thrs = instances.scores.new_tensor([self.score_thr[c] for c in self.classes])
@@ -451,6 +474,9 @@ class CellDetector(_ImageFiles, DetInferencer):
     def visualize(self, inputs, preds, **kwargs):
         """``DetInferencer.visualize`` on BGR array inputs (what the test pipeline takes),
         drawing every box :meth:`forward` kept (``pred_score_thr`` is not applied again)."""
+        if not (kwargs.get('return_vis') or kwargs.get('show')
+                or (kwargs.get('img_out_dir') and kwargs.get('no_save_vis') is not True)):
+            return None  # nothing is drawn (mmdet's own early return, before the RGB copies)
         rgb = []
         for item in inputs:
             if isinstance(item, np.ndarray):

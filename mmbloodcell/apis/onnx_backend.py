@@ -102,7 +102,14 @@ class _OnnxModel(_ImageFiles):
         else:
             from mmpretrain.registry import TRANSFORMS
         with DefaultScope.overwrite_default_scope(scope):
-            self.pipeline = Compose([TRANSFORMS.build(s) for s in steps])
+            transforms = [TRANSFORMS.build(s) for s in steps]
+        # the packing step (PackDetInputs / PackInputs: HWC -> CHW tensor + meta) is done in
+        # numpy here: a torch op per image would wake torch's thread pool, whose spinning
+        # threads then take the cores from onnxruntime's
+        last = transforms[-1] if transforms else None
+        self._meta_keys = (tuple(last.meta_keys) if type(last).__name__.startswith('Pack')
+                           and hasattr(last, 'meta_keys') else None)
+        self.pipeline = Compose(transforms[:-1] if self._meta_keys is not None else transforms)
         self.session = ort_session(self.checkpoint, num_threads)
         self.output_names = list(self.meta['outputs'])
         self.classes = tuple(self.meta['classes'])
@@ -112,6 +119,10 @@ class _OnnxModel(_ImageFiles):
         h, w = img.shape[:2]
         data = self.pipeline(dict(img=img, img_path=img_path, img_shape=(h, w),
                                   ori_shape=(h, w)))
+        if self._meta_keys is not None:  # what the packing step gives, as numpy
+            img = data['img'] if data['img'].ndim == 3 else data['img'][..., None]
+            return (np.ascontiguousarray(img.transpose(2, 0, 1)),
+                    {k: data[k] for k in self._meta_keys if k in data})
         inputs = data['inputs']
         inputs = inputs.numpy() if hasattr(inputs, 'numpy') else np.asarray(inputs)
         return inputs, dict(data['data_samples'].metainfo)
@@ -136,7 +147,7 @@ class OnnxCellDetector(_OnnxModel):
             or ``{class: threshold}`` (classes not named: 0.3); None: the calibrated
             thresholds the export copied from the checkpoint (``count_thresholds``), else
             0.3 (:func:`~mmbloodcell.apis.inference.resolve_score_thrs`). The model's
-            ``test_cfg.score_thr`` is lowered to the smallest if higher.
+            ``test_cfg.score_thr`` (its candidate threshold) is set to the smallest.
         cfg_options (dict, optional): Config overrides (the test pipeline, the model's
             ``test_cfg``).
         num_threads (int, optional): onnxruntime intra-op threads (see :func:`ort_session`).
@@ -159,7 +170,7 @@ class OnnxCellDetector(_OnnxModel):
         # the exported one for a config without
         test_cfg = dict(self.cfg.model.get('test_cfg') or self.meta['test_cfg'])
         if isinstance(test_cfg.get('score_thr'), (int, float)):
-            test_cfg['score_thr'] = min(float(test_cfg['score_thr']), float(per_class.min()))
+            test_cfg['score_thr'] = float(per_class.min())  # as CellDetector sets it
         self.postprocess = DensePostProcessor(self.meta['head'], test_cfg)
 
     def _class_thresholds(self) -> np.ndarray:

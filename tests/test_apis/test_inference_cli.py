@@ -550,3 +550,26 @@ def test_classify_release_names_order_and_unusual_cells(classifiers, cnmc_sample
     assert '4 with warnings' in summary
     doc = json.load(open(osp.join(out, 'predictions.json')))
     assert doc['num_warned'] == 4
+
+
+def test_cpu_detector_runs_channels_last_with_the_same_boxes(detector, bccd_images):
+    """On a CPU the PyTorch detector switches its model to channels-last memory format (faster
+    convolutions) at the first image: the boxes equal those of the contiguous model."""
+    from mmbloodcell.apis.inference import CellDetector, read_image
+    paths = [osp.join(bccd_images['folder'], n) for n in bccd_images['good']]
+    fast = CellDetector(detector['config'], detector['ckpt'], device='cpu', score_thr=0.01)
+    plain = CellDetector(detector['config'], detector['ckpt'], device='cpu', score_thr=0.01)
+    plain.channels_last = False
+    for path in paths:
+        img = read_image(path)[0]
+        ref, got = plain.detect(img, path), fast.detect(img, path)
+        assert len(ref) >= 10
+        assert [d['label'] for d in got] == [d['label'] for d in ref]
+        np.testing.assert_allclose([d['bbox'] for d in got], [d['bbox'] for d in ref], atol=0.2)
+        np.testing.assert_allclose([d['score'] for d in got], [d['score'] for d in ref],
+                                   atol=1e-4)
+    conv = next(m for m in fast.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert fast.channels_last
+    conv = next(m for m in plain.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert not conv.weight.is_contiguous(memory_format=torch.channels_last)

@@ -220,15 +220,35 @@ def run_yolo(args) -> dict:
     return row
 
 
+def count_mae(metrics: dict, cls: str):
+    """``(MAE, threshold)`` of a class's cell count per test image (``CellCountMetric``): at
+    the thresholds calibrated on the validation split when the model has them, else at the
+    fixed 0.3; ``(None, None)`` without count metrics."""
+    for key, thr in ((f'count/{cls}_mae_calibrated', f'count/{cls}_thr_calibrated'),
+                     (f'count/{cls}_mae', None)):
+        if isinstance(metrics.get(key), (int, float)):
+            return metrics[key], (metrics.get(thr) if thr else 0.3)
+    return None, None
+
+
+COUNT_CLASSES = ('RBC', 'WBC', 'Platelets')
+
+
 def table(rows: list) -> str:
-    head = '| model | epochs | ' + ' | '.join(k for k, _ in KEYS) + ' |'
-    lines = [head, '|' + ' --- |' * (len(KEYS) + 2)]
+    """The markdown table: COCO metrics, latency, and the count MAE per class (calibrated
+    thresholds, else 0.3: the threshold is printed beside it)."""
+    names = [k for k, _ in KEYS] + [f'count MAE {c} (thr)' for c in COUNT_CLASSES]
+    head = '| model | epochs | ' + ' | '.join(names) + ' |'
+    lines = [head, '|' + ' --- |' * (len(names) + 2)]
     for r in rows:
         m = r.get('metrics')
         if m is None or 'error' in r:
             lines.append(f"| {r['model']} | - | {r.get('error', '?')} |")
             continue
         vals = [f'{m[k]:.3f}' if isinstance(m.get(k), (int, float)) else '-' for _, k in KEYS]
+        for c in COUNT_CLASSES:
+            mae, thr = count_mae(m, c)
+            vals.append('-' if mae is None else f'{mae:.2f} ({thr:.2f})')
         lines.append(f"| {r['model']} | {r.get('epochs', '-')} | " + ' | '.join(vals) + ' |')
     return '\n'.join(lines)
 

@@ -269,9 +269,12 @@ def export_yolo_dataset(data_root: str = DEFAULT_DATA_ROOT,
 Detections = Mapping[int, Mapping[str, np.ndarray]]
 
 
-def evaluate_detections(ann_file: str, detections: Detections) -> Dict[str, float]:
-    """Score detections with mmdet's ``CocoMetric`` (``metric='bbox'``, ``classwise=True``), the
-    evaluator of the mmdet BCCD configs, so the keys and values match ``tools/test.py``.
+def evaluate_detections(ann_file: str, detections: Detections,
+                        calibrated_thrs: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+    """Score detections with the evaluators of the mmdet BCCD configs, mmdet's ``CocoMetric``
+    (``metric='bbox'``, ``classwise=True``) and the package's ``CellCountMetric`` (annotated
+    counts: the file's boxes without ``iscrowd``), so the keys and values match
+    ``tools/test.py``.
 
     Args:
         ann_file (str): The COCO json of the evaluated split (the ground truth).
@@ -280,13 +283,18 @@ def evaluate_detections(ann_file: str, detections: Detections) -> Dict[str, floa
             ``labels`` (N,) (label ``i`` = the ``i``-th category of ``ann_file``). Images of
             ``ann_file`` without an entry count as having no detections.
 
+        calibrated_thrs (dict, optional): ``{class: threshold}`` for the calibrated counts
+            (``count/<class>_mae_calibrated``...), e.g. the validation split's best ones.
+
     Returns:
         dict: ``coco/bbox_mAP``, ``coco/bbox_mAP_50``, ``coco/bbox_mAP_75``,
         ``coco/bbox_mAP_s``, ``coco/bbox_mAP_m``, ``coco/bbox_mAP_l`` and
-        ``coco/<class>_precision`` per class.
+        ``coco/<class>_precision`` per class; the ``count/*`` keys of ``CellCountMetric``.
     """
     import torch
     from mmdet.evaluation import CocoMetric
+
+    from mmbloodcell.evaluation.metrics import CellCountMetric
 
     coco = load_coco(ann_file)
     classes = coco_classes(coco)
@@ -298,6 +306,13 @@ def evaluate_detections(ann_file: str, detections: Detections) -> Dict[str, floa
 
     metric = CocoMetric(ann_file=ann_file, metric='bbox', classwise=True)
     metric.dataset_meta = dict(classes=classes)
+    counts = CellCountMetric(calibrated_thrs=calibrated_thrs)
+    counts.dataset_meta = dict(classes=classes)
+    label_of = {c['id']: i for i, c in enumerate(coco['categories'])}  # as coco_classes
+    gt_labels = {i: [] for i in images}
+    for a in coco['annotations']:
+        if not a.get('iscrowd', 0):
+            gt_labels[a['image_id']].append(label_of[a['category_id']])
     empty = dict(bboxes=np.zeros((0, 4), np.float32), scores=np.zeros(0, np.float32),
                  labels=np.zeros(0, np.int64))
     for img_id in sorted(images):
@@ -312,11 +327,16 @@ def evaluate_detections(ann_file: str, detections: Detections) -> Dict[str, floa
             raise ValueError(f'image id {img_id}: labels must lie in [0, {len(classes)}) '
                              f'({classes}), got {sorted(set(labels.tolist()))}')
         im = images[img_id]
-        metric.process({}, [dict(
-            img_id=img_id, ori_shape=(im['height'], im['width']),
-            pred_instances=dict(bboxes=torch.from_numpy(bboxes), scores=torch.from_numpy(scores),
-                                labels=torch.from_numpy(labels)))])
-    return metric.evaluate(len(images))
+        pred = dict(bboxes=torch.from_numpy(bboxes), scores=torch.from_numpy(scores),
+                    labels=torch.from_numpy(labels))
+        metric.process({}, [dict(img_id=img_id, ori_shape=(im['height'], im['width']),
+                                 pred_instances=pred)])
+        counts.process({}, [dict(img_id=img_id, img_path=im['file_name'], pred_instances=pred,
+                                 gt_instances=dict(labels=torch.tensor(gt_labels[img_id],
+                                                                       dtype=torch.int64)))])
+    results = metric.evaluate(len(images))
+    results.update(counts.evaluate(len(images)))
+    return results
 
 
 def format_metrics_table(metrics: Mapping[str, float], title: str = 'YOLO baseline') -> str:
@@ -621,17 +641,29 @@ def run_yolo_test(weights: str,
         imgsz, conf, iou, max_det, device, warmup, config_dir: see :func:`predict_coco_images`.
 
     Returns:
-        dict: The ``CocoMetric`` keys plus ``speed/*``.
+        dict: The ``CocoMetric`` and ``CellCountMetric`` keys plus ``speed/*``; testing the
+        ``test`` split, the counts at the thresholds that minimise the count MAE on the
+        ``val`` split too (``count/<class>_mae_calibrated``, as the mmdet models' test runs).
     """
     ann_file = coco_ann_file(data_root, split, split_prefix)
     img_dir = img_dir or osp.join(data_root, 'JPEGImages')
     out_dir = out_dir or run_dir_of(weights)
     if config_dir is None:
         config_dir = osp.join(osp.dirname(osp.abspath(out_dir)), '.ultralytics')
-    detections, speed = predict_coco_images(weights, ann_file, img_dir, imgsz=imgsz, conf=conf,
-                                            iou=iou, max_det=max_det, device=device,
-                                            warmup=warmup, config_dir=config_dir)
-    metrics = dict(evaluate_detections(ann_file, detections))
+    predict = dict(imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, device=device,
+                   config_dir=config_dir)
+    # count thresholds calibrated on the validation split, as CountCalibrationHook does for
+    # the mmdet models: per class the one minimising the count MAE there
+    thrs = None
+    val_file = coco_ann_file(data_root, 'val', split_prefix)
+    if split == 'test' and osp.isfile(val_file):
+        val_dets, _ = predict_coco_images(weights, val_file, img_dir, warmup=0, **predict)
+        val = evaluate_detections(val_file, val_dets)
+        thrs = {c: val[f'count/{c}_best_thr'] for c in coco_classes(load_coco(val_file))
+                if f'count/{c}_best_thr' in val}
+    detections, speed = predict_coco_images(weights, ann_file, img_dir, warmup=warmup,
+                                            **predict)
+    metrics = dict(evaluate_detections(ann_file, detections, calibrated_thrs=thrs))
     metrics.update(speed)
 
     import torch

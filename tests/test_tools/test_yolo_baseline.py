@@ -214,6 +214,24 @@ def test_ground_truth_scores_one(ann_file):
     for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75', 'coco/RBC_precision',
                 'coco/WBC_precision', 'coco/Platelets_precision'):
         assert metrics[key] == 1.0, key
+    # the package's count metric too: every count right (3 per class and image)
+    for c in ('RBC', 'WBC', 'Platelets'):
+        assert metrics[f'count/{c}_mae'] == 0.0 and metrics[f'count/{c}_within1'] == 1.0
+
+
+def test_counts_at_the_calibrated_thresholds(ann_file):
+    """Counts at the fixed 0.3 and at calibrated thresholds per class, against the file's
+    boxes: scores 0.2 for one class are counted at 0.1, not at 0.3."""
+    with open(ann_file) as f:
+        coco = json.load(f)
+    dets = _gt_detections(coco)
+    for d in dets.values():
+        d['scores'] = np.where(d['labels'] == 2, 0.2, 0.9).astype(np.float32)
+    fixed = yb.evaluate_detections(ann_file, dets)
+    assert fixed['count/Platelets_mae'] == 3.0 and fixed['count/RBC_mae'] == 0.0
+    cal = yb.evaluate_detections(ann_file, dets, calibrated_thrs=dict(Platelets=0.1))
+    assert cal['count/Platelets_mae_calibrated'] == 0.0
+    assert cal['count/Platelets_thr_calibrated'] == 0.1
 
 
 def test_shifted_boxes_score_lower_exactly(ann_file):
@@ -339,6 +357,10 @@ def test_real_tiny_training_offline(bccd_coco, tmp_path, monkeypatch, net_audit)
     for key in COCO_KEYS:  # -1 is COCO's "no box of this size" (BCCD has no small boxes)
         assert metrics[key] == -1 or 0.0 <= metrics[key] <= 1.0, (key, metrics[key])
     assert metrics['speed/latency_ms'] > 0 and metrics['speed/fps'] > 0
+    # counts at the thresholds calibrated on the validation split's predictions
+    for c in ('RBC', 'WBC', 'Platelets'):
+        assert metrics[f'count/{c}_mae_calibrated'] >= 0
+        assert 0.05 <= metrics[f'count/{c}_thr_calibrated'] <= 0.95
     run_dir = work / 'train'
     assert (run_dir / 'weights' / 'best.pt').is_file()
     with open(run_dir / YOLO_METRICS_FILE) as f:

@@ -58,7 +58,8 @@ def backbone_name(backbone: Optional[dict]) -> str:
     """``dict(type='DenseNet', arch='201')`` -> ``'DenseNet-201'``, ``EfficientNet`` ``b2`` ->
     ``'EfficientNet-B2'``, ``ResNet`` depth 50 -> ``'ResNet-50'`` (``'R-50'`` for detectors);
     timm's ``legacy_xception`` -> ``'Xception'``, ``efficientnet_b2`` -> ``'EfficientNet-B2'``
-    (the same row as mmpretrain's); anything else -> its type (plus arch / depth)."""
+    (the same row as mmpretrain's); ``YOLOv7Backbone`` arch ``tiny`` -> ``'YOLOv7-tiny'``;
+    anything else -> its type (plus arch / depth)."""
     if not backbone:
         return '-'
     t = backbone.get('type', '?')

@@ -12,6 +12,10 @@ __all__ = ['describe_config', 'backbone_name', 'cls_loss_name', 'det_family', 'd
 
 # mmdet model types -> the study's names
 _DET_FAMILIES = {'SparseRCNN': 'Sparse R-CNN', 'YOLOV3': 'YOLOv3', 'FasterRCNN': 'Faster R-CNN'}
+# heads that name the family of the (generic) detector they sit in
+_DET_HEAD_FAMILIES = {'YOLOv7Head': 'YOLOv7'}
+# losses a head computes itself (no ``loss_*`` dict in its config)
+_HEAD_LOSSES = {'YOLOv7Head': ['CIoU']}
 
 # binary losses of mmbloodcell.models.losses (and mmpretrain's) -> the loss study's names
 _CLS_LOSSES = {
@@ -54,7 +58,8 @@ def backbone_name(backbone: Optional[dict]) -> str:
     """``dict(type='DenseNet', arch='201')`` -> ``'DenseNet-201'``, ``EfficientNet`` ``b2`` ->
     ``'EfficientNet-B2'``, ``ResNet`` depth 50 -> ``'ResNet-50'`` (``'R-50'`` for detectors);
     timm's ``legacy_xception`` -> ``'Xception'``, ``efficientnet_b2`` -> ``'EfficientNet-B2'``
-    (the same row as mmpretrain's); anything else -> its type (plus arch / depth)."""
+    (the same row as mmpretrain's); ``YOLOv7Backbone`` arch ``tiny`` -> ``'YOLOv7-tiny'``;
+    anything else -> its type (plus arch / depth)."""
     if not backbone:
         return '-'
     t = backbone.get('type', '?')
@@ -74,6 +79,8 @@ def backbone_name(backbone: Optional[dict]) -> str:
         return f'VGG-{depth}'
     if t == 'Darknet' and depth:
         return f'Darknet-{depth}'
+    if t == 'YOLOv7Backbone':  # the reference's names: YOLOv7-tiny, YOLOv7 (arch 'l')
+        return f"YOLOv7-{arch or 'l'}"
     if arch is not None:
         return f'{t}-{arch}'
     if depth is not None:
@@ -93,16 +100,27 @@ def cls_loss_name(loss: Optional[dict]) -> str:
     return _CLS_LOSSES.get(t, t)
 
 
+def _loss_short(loss: dict) -> str:
+    if loss['type'] == 'CrossEntropyLoss' and loss.get('use_sigmoid'):
+        return 'BCE'
+    return _LOSS_SHORT.get(loss['type'], loss['type'])
+
+
 def det_losses(model: dict) -> List[str]:
-    """Short names of every ``loss_*`` dict in the model's heads, in a stable order, e.g.
-    ``['Focal', 'L1', 'GIoU']`` for Sparse R-CNN."""
+    """Short names of the losses of the model's heads, in a stable order: those a head
+    computes itself (YOLOv7Head's CIoU box loss), then every ``loss_*`` dict, e.g. ``['Focal',
+    'L1', 'GIoU']`` for Sparse R-CNN, ``['CIoU', 'BCE']`` for YOLOv7 (objectness and classes);
+    a sigmoid ``CrossEntropyLoss`` is ``BCE``."""
     found: List[str] = []
 
     def walk(node):
         if isinstance(node, dict):
+            for name in _HEAD_LOSSES.get(node.get('type'), []):
+                if name not in found:
+                    found.append(name)
             for key, value in node.items():
                 if key.startswith('loss_') and isinstance(value, dict) and 'type' in value:
-                    name = _LOSS_SHORT.get(value['type'], value['type'])
+                    name = _loss_short(value)
                     if name not in found:
                         found.append(name)
                 else:
@@ -118,9 +136,13 @@ def det_losses(model: dict) -> List[str]:
 
 def det_family(model: dict) -> str:
     """The detector's family (the detection table's row key): ``SparseRCNN`` ->
-    ``Sparse R-CNN``, a detector with an SSD head -> ``SSD``, ``YOLOV3`` -> ``YOLOv3``, ..."""
-    if 'SSD' in str(_get(model.get('bbox_head'), 'type', '')):
+    ``Sparse R-CNN``, a detector with an SSD head -> ``SSD``, with a ``YOLOv7Head`` ->
+    ``YOLOv7``, ``YOLOV3`` -> ``YOLOv3``, ..."""
+    head = str(_get(model.get('bbox_head'), 'type', ''))
+    if 'SSD' in head:
         return 'SSD'
+    if head in _DET_HEAD_FAMILIES:
+        return _DET_HEAD_FAMILIES[head]
     t = model.get('type', '?')
     return _DET_FAMILIES.get(t, t)
 

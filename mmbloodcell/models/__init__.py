@@ -1,2 +1,2 @@
 from . import (backbones, classifiers, data_preprocessors, heads, layers, losses,  # noqa: F401
-               task_modules)
+               necks, task_modules)

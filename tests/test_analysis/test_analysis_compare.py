@@ -55,7 +55,7 @@ def test_tables_equal_the_metrics_json(det_run, cls_run, tmp_path):
     m = _test_json(det_run)
     row = _row(det_rows, Run=det_run['name'])
     assert (row['Model'], row['Backbone'], row['Metrics from']) == ('FCOS', 'R-18', 'test')
-    assert set(row['Losses'].split('+')) == {'Focal', 'GIoU', 'CE'}
+    assert set(row['Losses'].split('+')) == {'Focal', 'GIoU', 'BCE'}  # BCE: the centre-ness
     assert row['mAP'] == f"{m['coco/bbox_mAP']:.3f}"
     assert row['mAP50'] == f"{m['coco/bbox_mAP_50']:.3f}"
     assert row['mAP75'] == f"{m['coco/bbox_mAP_75']:.3f}"
@@ -135,7 +135,7 @@ def test_missing_metrics_name_the_work_dir(tmp_path):
 
 
 DET_FAMILY = {'sparse-rcnn': 'Sparse R-CNN', 'ssd300': 'SSD', 'yolov3': 'YOLOv3',
-              'yolof': 'YOLOF', 'fcos': 'FCOS'}
+              'yolof': 'YOLOF', 'fcos': 'FCOS', 'yolov7': 'YOLOv7'}
 LOSS_OF = {'bce': 'BCE', 'wbce': 'WBCE', 'focal': 'Focal', 'hinge': 'Hinge', 'fhl': 'FHL'}
 
 
@@ -152,6 +152,10 @@ def test_every_config_is_named_as_in_the_papers(path):
         assert [info['model']] == family
         if name.startswith('sparse-rcnn') or 'focal-giou-l1' in name:
             assert set(info['loss'].split('+')) >= {'Focal', 'L1', 'GIoU'}  # the study's
+        if name.startswith('yolov7'):  # the head's own CIoU, BCE objectness and classes
+            assert info['loss'] == 'CIoU+BCE'
+            assert info['backbone'] == 'YOLOv7-' + name.split('_')[1]  # tiny, l
+            assert info['model'] in REFERENCE['detection']  # beside the BCCD study's YOLOv7
         return
     assert info['task'] == 'classification'
     parts = name.split('_')

@@ -162,7 +162,7 @@ def test_crossval_smoke(cnmc_root, tmp_path, capsys):
 
 def test_smoke_bccd_table(bccd_coco, tmp_path):
     """The BCCD study's Table 1 on the real smears: every config row trains and tests, the
-    YOLOv8 row runs through ultralytics (when installed), YOLOv7 is listed as missing."""
+    YOLOv8 row runs through ultralytics (when installed)."""
     import importlib.util
     work = str(tmp_path / 'reproduce')
     lines = []
@@ -170,10 +170,10 @@ def test_smoke_bccd_table(bccd_coco, tmp_path):
                     log=lines.append)
     md = _check_table(doc, 'bccd-table1', work)
     rows = {r['id']: r for r in doc['rows']}
-    assert rows['yolov7']['status'] == 'missing' and 'mmdet' in rows['yolov7']['reason']
     has_yolo = importlib.util.find_spec('ultralytics') is not None
     assert rows['yolov8']['status'] == ('done' if has_yolo else 'skipped')
-    for rid in ('ssd', 'sparse-rcnn', 'yolof', 'yolov3', 'fcos-cpu-demo'):
+    assert not [r['id'] for r in doc['rows'] if r['status'] == 'missing']
+    for rid in ('ssd', 'sparse-rcnn', 'yolov7', 'yolof', 'yolov3', 'fcos-cpu-demo'):
         assert rows[rid]['values']['speed/latency_ms']['ours'] is not None, rid
     assert '0.591' in md and '0.715' in md  # Sparse R-CNN's Table 1 numbers
     assert any('yolo_baseline.py run' in s for s in lines)

@@ -5,8 +5,8 @@
 
 1. converts BCCD (VOC) into data/bccd (COCO json, the study's 256 / 74 / 34 split), unless
    that is already there;
-2. trains the config (default: a small FCOS that learns BCCD on a CPU in minutes) with
-   tools/train.py;
+2. trains the config with tools/train.py (default: the package's CPU detector, a small GFL
+   that learns BCCD from scratch in a fixed 24 epochs, ~8 minutes on 2 cores);
 3. evaluates the last checkpoint on the test split with tools/test.py (COCO mAP, mAP50, mAP75,
    per-class AP, ms per image, per-class cell-count error) and prints the tables: the count
    error at the per-class thresholds calibrated on the validation split (CountCalibrationHook,
@@ -22,7 +22,7 @@ import subprocess
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEFAULT_CONFIG = 'configs/fcos/fcos_r18_fpn_gn_320_12e_bccd_cpu-demo.py'
+DEFAULT_CONFIG = 'configs/gfl/gfl_r18-w32_fpn_320_24e_bccd_cpu.py'
 
 
 def run(cmd):

@@ -1,15 +1,17 @@
 # The package's CPU detector and the README's main job (`make demo`): trained from scratch on
-# BCCD at 320x240 in about 7 minutes on 2 CPU cores, a fixed schedule of 24 epochs.
+# BCCD at 320x240 in 7-8 minutes on 2 CPU cores, a fixed schedule of 24 epochs.
 # GFL (Li et al., "Generalized Focal Loss", NeurIPS 2020): ATSS assignment, quality focal loss
 # (IoU-aware class scores), box sides as distributions over 0..16 strides (distribution focal
-# loss) + GIoU. Over the FCOS demo it changes the head and halves every width:
-# - a ResNet-18 of half width (32-64-128-256 channels), a 64-channel FPN and head (3.1 M
-#   parameters instead of 12.3 M): 3x cheaper per step, so 24 epochs fit where 12 did;
-# - one square prior per location, 4 strides wide (32 / 64 / 128 px at strides 8 / 16 / 32):
-#   BCCD's median boxes at 320x240 are platelets 20, red cells 52, white cells 100 px;
-# - GFL's localisation: platelets are found at IoU 0.5 by FCOS already, but their 20-px boxes
-#   fail IoU 0.75 (platelet AP75 0.07 with FCOS).
-# The measured levers (what helped and what did not) are in benchmarks/bccd_cpu_budget.md.
+# loss) + GIoU. Over the FCOS CPU config it changes:
+# - the widths: a ResNet-18 of half width (32-64-128-256 channels), a 64-channel FPN and head
+#   (3.1 M parameters instead of 12.3 M), cheap enough per step for 24 epochs in the time of 12;
+# - one square prior per location, 4 strides wide (32 / 64 / 128 px at strides 8 / 16 / 32),
+#   after BCCD's median boxes at 320x240 (platelets 20, red cells 52, white cells 100 px);
+# - the head: FCOS finds platelets at IoU 0.5 but misplaces their 20-px boxes at IoU 0.75,
+#   which GFL's box distributions and IoU-aware scores correct.
+# Its scores estimate IoUs: count with the per-class thresholds calibrated on val
+# (CountCalibrationHook; `mmbloodcell detect`'s default), not a fixed 0.3.
+# The levers measured one by one, and the comparison with YOLOv8n: benchmarks/bccd_cpu_budget.md.
 _base_ = ['../fcos/fcos_r18_fpn_gn_320_12e_bccd_cpu-demo.py']
 
 model = dict(

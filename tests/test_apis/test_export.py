@@ -132,7 +132,7 @@ def test_score_thresholds_per_class_and_calibrated(random_checkpoint, tmp_path, 
     pytest.param('ssd', 'torchscript', marks=pytest.mark.slow),  # VGG-16: 15-30 s each
     pytest.param('ssd_focal', 'dynamo', marks=pytest.mark.slow)])
 def test_one_stage_onnxruntime_equals_pytorch(kind, exporter, random_checkpoint, smears,
-                                               tmp_path, same_detections):
+                                              tmp_path, same_detections):
     m = random_checkpoint(kind)
     out = str(tmp_path / f'{kind}.onnx')
     export_onnx(m['config'], m['ckpt'], out, exporter=exporter)

@@ -437,7 +437,9 @@ class CellDetector(_ImageFiles, DetInferencer):
         return visualizer
 
     #: on a CPU the model runs in channels-last memory format (oneDNN's faster convolutions);
-    #: a model with an op that needs contiguous tensors goes back on its first error
+    #: one with an op that needs contiguous tensors goes back on its first error. Not models
+    #: with mmcv's compiled ops (RoIAlign, deformable convolutions...): those read the memory
+    #: of their inputs as NCHW
     channels_last = True
 
     def forward(self, inputs, **kwargs):
@@ -445,7 +447,9 @@ class CellDetector(_ImageFiles, DetInferencer):
         import torch
         if self.channels_last and not self._channels_last_tried:
             self._channels_last_tried = True
-            if next(self.model.parameters()).device.type == 'cpu':
+            if (next(self.model.parameters()).device.type == 'cpu'
+                    and not any(type(m).__module__.startswith('mmcv.ops')
+                                for m in self.model.modules())):
                 self.model.to(memory_format=torch.channels_last)
                 try:
                     preds = super().forward(inputs, **kwargs)

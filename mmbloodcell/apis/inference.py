@@ -442,24 +442,29 @@ class CellDetector(_ImageFiles, DetInferencer):
     #: of their inputs as NCHW
     channels_last = True
 
+    def _try_channels_last(self) -> bool:
+        """At the first forward: the model to channels-last if :attr:`channels_last` allows
+        it here (a CPU, no mmcv ops); whether it did."""
+        import torch
+        self._channels_last_tried = True
+        if not (self.channels_last and next(self.model.parameters()).device.type == 'cpu'
+                and not any(type(m).__module__.startswith('mmcv.ops')
+                            for m in self.model.modules())):
+            return False
+        self.model.to(memory_format=torch.channels_last)
+        return True
+
     def forward(self, inputs, **kwargs):
         """``DetInferencer.forward``, keeping the boxes with ``score >= score_thr[class]``."""
-        import torch
-        if self.channels_last and not self._channels_last_tried:
-            self._channels_last_tried = True
-            if (next(self.model.parameters()).device.type == 'cpu'
-                    and not any(type(m).__module__.startswith('mmcv.ops')
-                                for m in self.model.modules())):
-                self.model.to(memory_format=torch.channels_last)
-                try:
-                    preds = super().forward(inputs, **kwargs)
-                except RuntimeError:
-                    self.channels_last = False
-                    self.model.to(memory_format=torch.contiguous_format)
-                    preds = super().forward(inputs, **kwargs)
-            else:
-                preds = super().forward(inputs, **kwargs)
-        else:
+        trial = not self._channels_last_tried and self._try_channels_last()
+        try:
+            preds = super().forward(inputs, **kwargs)
+        except RuntimeError:
+            if not trial:
+                raise
+            import torch
+            self.channels_last = False
+            self.model.to(memory_format=torch.contiguous_format)
             preds = super().forward(inputs, **kwargs)
         for pred in preds:
             instances = pred.pred_instances

@@ -3,11 +3,12 @@ from typing import List
 
 import torch
 from mmdet.models.dense_heads import RTMDetSepBNHead
-from mmdet.structures.bbox import BaseBoxes, get_box_tensor
+from mmdet.structures.bbox import BaseBoxes
 from mmdet.utils import InstanceList, OptInstanceList
 from torch import Tensor
 
 from mmbloodcell.registry import DET_MODELS
+from mmbloodcell.structures import pad_gt_instances
 
 
 @DET_MODELS.register_module()
@@ -59,7 +60,7 @@ class BatchRTMDetSepBNHead(RTMDetSepBNHead):
         num_imgs = len(batch_img_metas)
         num_level_priors = [p.size(0) for p in anchor_list[0]]
         priors = torch.cat(anchor_list[0])  # (P, 4), the same for every image
-        gt_bboxes, gt_labels, gt_valid = self._pad_gt(batch_gt_instances, priors)
+        gt_bboxes, gt_labels, gt_valid = pad_gt_instances(batch_gt_instances, priors.device)
         inclusive = all(isinstance(g.bboxes, BaseBoxes) for g in batch_gt_instances)
         fg, matched_gt, labels, ious = self.assigner.batch_assign(
             cls_scores.detach(), bbox_preds.detach(), priors, gt_bboxes, gt_labels, gt_valid,
@@ -81,19 +82,3 @@ class BatchRTMDetSepBNHead(RTMDetSepBNHead):
         anchors = priors[None].expand(num_imgs, -1, -1)
         return (split(anchors), split(labels), split(label_weights), split(bbox_targets),
                 split(assign_metrics), None)
-
-    @staticmethod
-    def _pad_gt(batch_gt_instances: InstanceList, priors: Tensor):
-        """Boxes (B, G, 4) in their own dtype, labels (B, G) and a validity mask (B, G),
-        padded to the largest number of boxes G of the batch."""
-        boxes = [get_box_tensor(g.bboxes) for g in batch_gt_instances]
-        num_gt = max([len(b) for b in boxes] + [0])
-        dtype = boxes[0].dtype if boxes else priors.dtype
-        bboxes = priors.new_zeros((len(boxes), num_gt, 4), dtype=dtype)
-        labels = torch.zeros((len(boxes), num_gt), dtype=torch.long, device=priors.device)
-        valid = torch.zeros((len(boxes), num_gt), dtype=torch.bool, device=priors.device)
-        for i, (box, gt) in enumerate(zip(boxes, batch_gt_instances)):
-            bboxes[i, :len(box)] = box
-            labels[i, :len(box)] = gt.labels
-            valid[i, :len(box)] = True
-        return bboxes, labels, valid

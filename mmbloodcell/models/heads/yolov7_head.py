@@ -7,13 +7,13 @@ import torch
 import torch.nn.functional as F
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.models.utils import filter_scores_and_topk
-from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import ConfigType, InstanceList, OptConfigType, OptInstanceList
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmbloodcell.registry import DET_MODELS, DET_TASK_UTILS
+from mmbloodcell.structures import pad_gt_instances
 
 # the reference's evaluation settings (test.py: conf 0.001, IoU 0.65, 300 boxes, multi-label)
 DEFAULT_TEST_CFG = dict(multi_label=True, nms_pre=30000, score_thr=0.001,
@@ -231,7 +231,7 @@ class YOLOv7Head(BaseDenseHead):
         strides = [s[0] for s in self.prior_generator.strides]
         targets = self.assigner.assign(
             [b.detach() for b in boxes], [p[..., 4:].detach() for p in preds], anchors, strides,
-            *self._pad_gt(batch_gt_instances, preds[0].device))
+            *pad_gt_instances(batch_gt_instances, preds[0].device, torch.float32))
         zero = sum(p.sum() for p in preds) * 0.  # keeps every output in the graph
         loss_bbox = loss_cls = loss_obj = zero
         for lvl, (pred, box, t) in enumerate(zip(preds, boxes, targets)):
@@ -249,19 +249,6 @@ class YOLOv7Head(BaseDenseHead):
         return dict(loss_bbox=loss_bbox * self.box_gain * num_imgs,
                     loss_obj=loss_obj * self.obj_gain * num_imgs,
                     loss_cls=loss_cls * self.cls_gain * num_imgs)
-
-    @staticmethod
-    def _pad_gt(batch_gt_instances: InstanceList, device) -> Tuple[Tensor, Tensor, Tensor]:
-        """Boxes (B, G, 4), labels (B, G) and the bool mask of real boxes (B, G)."""
-        num = max([len(gt) for gt in batch_gt_instances] + [0])
-        bboxes = torch.zeros(len(batch_gt_instances), num, 4, device=device)
-        labels = torch.zeros(len(batch_gt_instances), num, dtype=torch.long, device=device)
-        valid = torch.zeros(len(batch_gt_instances), num, dtype=torch.bool, device=device)
-        for i, gt in enumerate(batch_gt_instances):
-            n = len(gt)
-            bboxes[i, :n] = get_box_tensor(gt.bboxes).to(device, torch.float32)
-            labels[i, :n], valid[i, :n] = gt.labels.to(device), True
-        return bboxes, labels, valid
 
     def predict_by_feat(self, pred_maps: Sequence[Tensor],
                         batch_img_metas: Optional[List[dict]] = None,
